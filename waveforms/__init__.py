@@ -6,6 +6,7 @@ Never talks to devices and never decides what is safe.
 from waveforms.errors import AcustimError, ProgramError
 from waveforms.program import (
     Channel,
+    ChannelDemand,
     Continuous,
     DenseDisperse,
     Intermittent,
@@ -17,6 +18,7 @@ from waveforms.program import (
 __all__ = [
     "AcustimError",
     "Channel",
+    "ChannelDemand",
     "Continuous",
     "DenseDisperse",
     "Intermittent",

@@ -122,3 +122,17 @@ class Program:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ChannelDemand:
+    """What a program asks of one channel for one device frame: one value per sample.
+
+    Intensities are fractions of the channel's treatment level; the guard turns demands into
+    vetted frames in device units.
+    """
+
+    name: str
+    frequency_hz: tuple[float, ...]
+    pulse_width_us: tuple[float, ...]
+    intensity: tuple[float, ...]
