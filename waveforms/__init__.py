@@ -3,7 +3,9 @@
 Never talks to devices and never decides what is safe.
 """
 
+from waveforms.builtin import builtin_names, builtin_programs, load_builtin
 from waveforms.errors import AcustimError, ProgramError
+from waveforms.files import load_program, parse_program, validate_program
 from waveforms.program import (
     Channel,
     ChannelDemand,
@@ -14,6 +16,7 @@ from waveforms.program import (
     Ramp,
     Segment,
 )
+from waveforms.render import Rendered, render, segment_at
 
 __all__ = [
     "AcustimError",
@@ -25,5 +28,14 @@ __all__ = [
     "Program",
     "ProgramError",
     "Ramp",
+    "Rendered",
     "Segment",
+    "builtin_names",
+    "builtin_programs",
+    "load_builtin",
+    "load_program",
+    "parse_program",
+    "render",
+    "segment_at",
+    "validate_program",
 ]
