@@ -432,8 +432,8 @@ class Guard:
                 i = 0.0
             elif i > 1.0:
                 i, clamped = 1.0, True
-            if f < f_lo or f > f_hi:
-                f, clamped = min(max(f, f_lo), f_hi), True
+            if f < f_lo or f > f_hi:  # silent samples may carry any rate (e.g. 0 Hz)
+                f, clamped = min(max(f, f_lo), f_hi), clamped or i > 0
             if w < w_lo or w > w_hi:
                 w = min(max(w, w_lo), w_hi)
             freqs.append(f)

@@ -1,0 +1,141 @@
+"""The in-process link: a transport whose other end is a simulator object in this process.
+
+Writes go straight into the simulator; its notifications come back through the loop (as a BLE
+stack delivers them: never inside the write call). The link can be made to fail the ways real
+links fail: lost, slow, or hanging on a write.
+
+It never encodes frames and never imports a codec: the simulator on the far side is an
+independent implementation of the device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from typing import Protocol
+
+from firmware_bridge.errors import TransportClosed, UnknownDeviceError
+from firmware_bridge.transport import Transport
+from simulators.clock import Clock, FunctionClock
+
+
+class GattSimulator(Protocol):
+    """What the link needs of a simulated BLE device."""
+
+    def write(self, char_uuid: str, data: bytes) -> None: ...
+    def read(self, char_uuid: str) -> bytes: ...
+    def start_notify(self, char_uuid: str, callback: Callable[[str, bytes], None]) -> None: ...
+    def stop_notify(self, char_uuid: str) -> None: ...
+    def disconnect(self) -> None: ...
+
+
+SimulatorFactory = Callable[[Clock], GattSimulator]
+
+#: simulator name -> (module, class); imported when first used
+SIMULATORS: dict[str, tuple[str, str]] = {
+    "coyote3": ("simulators.coyote3", "Coyote3Simulator"),
+}
+
+
+def simulator_factory(name: str) -> SimulatorFactory:
+    if name not in SIMULATORS:
+        raise UnknownDeviceError(
+            f"no simulator called {name!r}; simulators: {', '.join(sorted(SIMULATORS))}"
+        )
+    module, cls = SIMULATORS[name]
+    factory: SimulatorFactory = getattr(importlib.import_module(module), cls)
+    return factory
+
+
+class SimulatorLink(Transport):
+    """A link to a simulator in this process.
+
+    Pass a simulator to share it with a test (it keeps its state across reconnects, as a real
+    device does), or a factory to have one made on ``open()`` with the loop's clock.
+    """
+
+    def __init__(
+        self,
+        simulator: GattSimulator | None = None,
+        *,
+        factory: SimulatorFactory | None = None,
+        url: str = "sim:",
+    ) -> None:
+        super().__init__()
+        if simulator is None and factory is None:
+            raise ValueError("give a simulator or a factory")
+        self.url = url
+        self._simulator = simulator
+        self._factory = factory
+        self._open = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.latency_s = 0.0
+        self.hang_writes = False
+        self.writes = 0
+
+    @property
+    def simulator(self) -> GattSimulator:
+        if self._simulator is None:
+            raise TransportClosed("the simulator starts when the link opens")
+        return self._simulator
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._simulator is None:
+            assert self._factory is not None
+            self._simulator = self._factory(FunctionClock(self._loop.time))
+        self._open = True
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            self.simulator.disconnect()
+
+    def drop(self, reason: str = "link lost (simulated)") -> None:
+        """Fault: the link breaks under the host's feet."""
+        if self._open:
+            self._open = False
+            self.simulator.disconnect()
+            self._lost(reason)
+
+    async def write(self, data: bytes, *, endpoint: str = "") -> None:
+        if not self._open:
+            raise TransportClosed(f"{self.url}: link is closed")
+        if self.hang_writes:
+            await asyncio.Event().wait()  # a device that never acknowledges
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+            if not self._open:
+                raise TransportClosed(f"{self.url}: link lost during a write")
+        self.writes += 1
+        self.simulator.write(endpoint, bytes(data))
+
+    async def read(self, endpoint: str) -> bytes:
+        if not self._open:
+            raise TransportClosed(f"{self.url}: link is closed")
+        return self.simulator.read(endpoint)
+
+    async def subscribe(self, endpoint: str) -> None:
+        if not self._open:
+            raise TransportClosed(f"{self.url}: link is closed")
+        self.simulator.start_notify(endpoint, self._notified)
+
+    def _notified(self, endpoint: str, data: bytes) -> None:
+        loop = self._loop
+        if loop is not None and self._open:
+            loop.call_soon(self._deliver_if_open, endpoint, bytes(data))
+
+    def _deliver_if_open(self, endpoint: str, data: bytes) -> None:
+        if self._open:
+            self._deliver(endpoint, data)
+
+
+def open_simulator_link(url: str) -> Transport:
+    """``sim:<name>``: a fresh simulator of that device, on the loop's clock."""
+    name = url.split(":", 1)[1].lstrip("/")
+    return SimulatorLink(factory=simulator_factory(name), url=url)

@@ -1,0 +1,215 @@
+"""The streamer: the real-time loop that vets and writes one frame per device frame period.
+
+Frames are due at absolute deadlines ``t0 + i * period``; lateness is measured for every frame;
+a frame whose deadline has passed by a whole period is skipped, never sent in a burst; lateness
+beyond the watchdog threshold, a write that does not finish in time, or any exception ends the
+stream with zero output. An emergency stop puts the zero frame on the wire at once, out of
+band, not at the next tick.
+
+Runs on the IO loop only. It never makes a frame itself: every frame comes from the guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from firmware_bridge.driver import DeviceDriver
+from safety.guard import Guard, Phase, VettedFrame
+from waveforms.errors import AcustimError
+from waveforms.program import ChannelDemand
+
+DemandSource = Callable[[int, float], Sequence[ChannelDemand]]
+"""(frame index, loop time) -> the demand for that frame."""
+
+FrameHandler = Callable[[int, VettedFrame, float], None]
+"""Called after a frame is on the wire: (sequence number, frame, lateness in seconds)."""
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    outcome: str  # "completed" | "stopped" | "fault"
+    reason: str
+
+
+@dataclass
+class StreamStats:
+    """Live figures of one stream (read by status displays; written only on the loop)."""
+
+    frames_sent: int = 0
+    frames_skipped: int = 0
+    last_lateness_s: float = 0.0
+    max_lateness_s: float = 0.0
+    recent_lateness_s: deque[float] = field(default_factory=lambda: deque(maxlen=600))
+    stop_latencies_s: list[float] = field(default_factory=list)
+
+    def percentile_lateness_s(self, q: float) -> float:
+        data = sorted(self.recent_lateness_s)
+        if not data:
+            return 0.0
+        return data[min(len(data) - 1, math.ceil(q / 100 * len(data)) - 1)]
+
+
+class WatchdogTrip(AcustimError):
+    """The loop or the link fell behind the frame clock."""
+
+
+class Streamer:
+    """Streams one session's frames to one driver."""
+
+    def __init__(
+        self,
+        driver: DeviceDriver,
+        guard: Guard,
+        source: DemandSource,
+        *,
+        on_frame: FrameHandler | None = None,
+        watchdog_s: float | None = None,
+        write_timeout_s: float | None = None,
+    ) -> None:
+        self.driver = driver
+        self.guard = guard
+        self.source = source
+        self.on_frame = on_frame
+        self.period_s = driver.frame_period_s
+        self.watchdog_s = watchdog_s if watchdog_s is not None else max(0.25, 2.5 * self.period_s)
+        self.write_timeout_s = (
+            write_timeout_s if write_timeout_s is not None else max(0.5, 3 * self.period_s)
+        )
+        self.stats = StreamStats()
+        self._wake = asyncio.Event()
+        self._result: StreamResult | None = None
+        self._t0 = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: False while the link is down: frames are still vetted (the guard's clock and phase
+        #: go on, and its output is zero until limits are written again) but not written.
+        self.link_up = True
+        self._oob: set[asyncio.Task[None]] = set()
+
+    def _finished(self) -> bool:
+        return self._result is not None
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and self._result is None
+
+    def t0(self) -> float:
+        return self._t0
+
+    # --- commands (on the loop) ---------------------------------------------------------------
+    def emergency_stop(self) -> asyncio.Task[None]:
+        """Zero every level now and write the zero frame at once. The stream goes on (at zero);
+        nothing resumes until the practitioner raises a level."""
+        loop = asyncio.get_running_loop()
+        requested = loop.time()
+        zero = self.guard.stop(requested)
+        return self._out_of_band(loop, zero, requested)
+
+    def end(self, outcome: str, reason: str) -> asyncio.Task[None]:
+        """End the stream now with zero output (Ctrl-C, window closed, link lost, fault)."""
+        loop = asyncio.get_running_loop()
+        requested = loop.time()
+        zero = self.guard.end(requested)
+        if self._result is None:
+            self._result = StreamResult(outcome, reason)
+        self._wake.set()
+        return self._out_of_band(loop, zero, requested)
+
+    def _out_of_band(
+        self, loop: asyncio.AbstractEventLoop, zero: VettedFrame, requested_s: float
+    ) -> asyncio.Task[None]:
+        task = loop.create_task(self._send_out_of_band(zero, requested_s))
+        self._oob.add(task)
+        task.add_done_callback(self._oob.discard)
+        return task
+
+    async def _send_out_of_band(self, zero: VettedFrame, requested_s: float) -> None:
+        if not self.link_up:
+            return  # nothing can be written; the device's own timeout or reconnect zeroes it
+        try:
+            await asyncio.wait_for(self.driver.send(zero), self.write_timeout_s)
+        except Exception as exc:  # the link is gone: the stream ends as a fault
+            if self._result is None or self._result.outcome != "fault":
+                self._result = StreamResult("fault", f"could not write zero output: {exc}")
+            self._wake.set()
+            return
+        loop = asyncio.get_running_loop()
+        self.stats.stop_latencies_s.append(loop.time() - requested_s)
+        self._sent(zero, 0.0)
+
+    def _sent(self, frame: VettedFrame, lateness_s: float) -> None:
+        index = self.stats.frames_sent
+        self.stats.frames_sent += 1
+        if self.on_frame is not None:
+            self.on_frame(index, frame, lateness_s)
+
+    # --- the loop -------------------------------------------------------------------------------
+    async def run(self) -> StreamResult:
+        """Stream until the guard ends the session, ``end()`` is called, or a fault."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        period = self.period_s
+        self._t0 = t0 = loop.time()
+        i = 0
+        try:
+            while not self._finished():
+                deadline = t0 + i * period
+                delay = deadline - loop.time()
+                if delay > 0:
+                    try:
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
+                    except TimeoutError:
+                        pass
+                    if self._finished():
+                        break
+                now = loop.time()
+                lateness = now - deadline
+                if lateness > self.watchdog_s:
+                    raise WatchdogTrip(
+                        f"frame {i} was {lateness * 1000:.0f} ms late (watchdog "
+                        f"{self.watchdog_s * 1000:.0f} ms): the IO loop fell behind"
+                    )
+                if lateness >= period:
+                    # Never burst: drop the frames whose time has passed and restart the
+                    # schedule from now, so the device still gets one frame per period.
+                    skipped = math.floor(lateness / period)
+                    i += skipped
+                    self.stats.frames_skipped += skipped
+                    t0 = now - i * period
+                frame = self.guard.vet(self.source(i, now), now)
+                if not self.link_up:
+                    i += 1
+                    continue
+                try:
+                    async with asyncio.timeout(self.write_timeout_s):
+                        await self.driver.send(frame)
+                except TimeoutError:
+                    raise WatchdogTrip(
+                        f"a frame write took over {self.write_timeout_s * 1000:.0f} ms: "
+                        "the link fell behind"
+                    ) from None
+                self.stats.last_lateness_s = lateness
+                self.stats.max_lateness_s = max(self.stats.max_lateness_s, lateness)
+                self.stats.recent_lateness_s.append(lateness)
+                self._sent(frame, lateness)
+                if self.guard.phase is Phase.ENDED and self._result is None:
+                    self._result = StreamResult("completed", "session completed")
+                i += 1
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, AcustimError) else f"{type(exc).__name__}: {exc}"
+            self._result = StreamResult("fault", reason)
+            zero = self.guard.end(loop.time())
+            try:
+                if self.link_up:
+                    await asyncio.wait_for(self.driver.send(zero), self.write_timeout_s)
+                    self._sent(zero, 0.0)
+            except Exception as send_exc:
+                self._result = StreamResult("fault", f"{reason}; zero not confirmed: {send_exc}")
+        if self._oob:  # let an emergency zero finish before reporting the end
+            await asyncio.gather(*self._oob, return_exceptions=True)
+        assert self._result is not None
+        return self._result
