@@ -1,0 +1,230 @@
+"""The engine: the one way the CLI, the GUI and Python scripts reach devices.
+
+An ``Engine`` owns the IO thread. ``Engine.connect("sim:coyote3")`` opens a device;
+``Device.start(program, levels=...)`` runs a session on it and returns a ``Session`` whose
+methods are safe to call from any thread (they hand the work to the IO loop). Everything that
+touches a transport, the guard or the streamer runs on the IO thread.
+
+Device specs: ``sim:<device>`` (built-in simulator), ``<device>@<port or address>`` (a real
+device through the link its profile names), e.g. ``coyote3@AA:BB:CC:DD:EE:FF``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from acustim.records import RecordStore
+from acustim.runner import NoticeHandler, SessionConfig, SessionRunner, SessionStatus
+from device_profiles.profile import DeviceProfile, load_profile
+from firmware_bridge.driver import make_driver
+from firmware_bridge.errors import UnknownDeviceError
+from firmware_bridge.link import SimulatorLink, simulator_factory
+from firmware_bridge.runtime import IoThread
+from firmware_bridge.streamer import StreamResult
+from firmware_bridge.transport import Transport, make_transport
+from safety.errors import LimitError
+from safety.guard import VettedFrame
+from waveforms.builtin import builtin_names, load_builtin
+from waveforms.errors import ProgramError
+from waveforms.files import load_program as load_program_file
+from waveforms.program import Program
+
+
+def load_program(name_or_path: str | os.PathLike[str]) -> Program:
+    """A built-in program by name, or a program file by path."""
+    text = str(name_or_path)
+    if text in builtin_names():
+        return load_builtin(text)
+    if text.endswith(".toml") or os.sep in text or Path(text).exists():
+        return load_program_file(name_or_path)
+    raise ProgramError(
+        f"no program called {text!r}; built-in programs: {', '.join(builtin_names())} "
+        "(or give a path to a .toml file)"
+    )
+
+
+def resolve_device(spec: str) -> tuple[DeviceProfile, Transport]:
+    """Parse a device spec into its profile and an unopened transport."""
+    if spec.startswith("sim:"):
+        name = spec[4:]
+        profile = load_profile(name)
+        if profile.simulator is None:
+            raise UnknownDeviceError(f"{profile.id} has no simulator")
+        return profile, SimulatorLink(factory=simulator_factory(profile.simulator), url=spec)
+    if "@" in spec:
+        name, where = spec.split("@", 1)
+        profile = load_profile(name)
+        scheme = {"ble": "ble://", "serial": "serial://"}[profile.link]
+        return profile, make_transport(where if "://" in where else scheme + where)
+    raise UnknownDeviceError(
+        f"device {spec!r}: use sim:<device> for a simulator or <device>@<port or address>, "
+        "e.g. sim:coyote3 or coyote3@AA:BB:CC:DD:EE:FF"
+    )
+
+
+class Engine:
+    """Owns the IO thread and the records store. Use as a context manager."""
+
+    def __init__(
+        self, *, virtual_time: bool = False, records: RecordStore | bool | Path = True
+    ) -> None:
+        self.io = IoThread(virtual_time=virtual_time)
+        self._own_store = False
+        self.store: RecordStore | None
+        if isinstance(records, RecordStore):
+            self.store = records
+        elif records is True or isinstance(records, Path):
+            path = records if isinstance(records, Path) else None
+            try:
+                self.store = RecordStore.open(path)
+            except BaseException:
+                self.io.close()
+                raise
+            self._own_store = True
+        else:
+            self.store = None
+        self.devices: list[Device] = []
+
+    def connect(self, spec: str) -> Device:
+        """Open a device (no output yet: limits and zero are written when a session starts)."""
+        profile, transport = resolve_device(spec)
+        self.io.run(transport.open(), timeout_s=30.0)
+        device = Device(self, spec, profile, transport)
+        self.devices.append(device)
+        return device
+
+    def close(self) -> None:
+        """Stop every session (zero output), close every device, stop the IO thread."""
+        try:
+            for device in self.devices:
+                device.close()
+        finally:
+            self.io.close()
+            if self._own_store and self.store is not None:
+                self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Device:
+    """One open device. Runs one session at a time."""
+
+    def __init__(
+        self, engine: Engine, spec: str, profile: DeviceProfile, transport: Transport
+    ) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.profile = profile
+        self.transport = transport
+        self.session: Session | None = None
+
+    @property
+    def simulator(self) -> Any:
+        """The simulator object behind a ``sim:`` device (for engineers and tests), else None."""
+        if isinstance(self.transport, SimulatorLink):
+            return self.transport.simulator
+        return None
+
+    def start(
+        self,
+        program: Program | str,
+        *,
+        levels: dict[str, int] | None = None,
+        ceilings: dict[str, int] | None = None,
+        duration_s: float | None = None,
+        rise_fraction_per_s: float | None = None,
+        electrode_area_cm2: float | None = None,
+        reconnect_s: float = 0.0,
+        on_notice: NoticeHandler | None = None,
+        on_frame: Callable[[VettedFrame], None] | None = None,
+    ) -> Session:
+        """Start a session. Bad levels, ceilings or programs raise here, before anything is
+        sent. Output starts at zero and rises at the ramp rate to ``levels``."""
+        if self.session is not None and not self.session.done:
+            raise RuntimeError(f"{self.spec} is already running a session")
+        prog = load_program(program) if isinstance(program, str) else program
+        names = [c.name for c in prog.channels]
+        for name in levels or {}:
+            if name not in names:
+                raise LimitError(
+                    f"level for channel {name}: program {prog.name} has channel"
+                    f"{'s' if len(names) > 1 else ''} {', '.join(names)}"
+                )
+        config = SessionConfig(
+            program=prog,
+            levels_du=dict(levels or {}),
+            ceilings_du=ceilings,
+            session_s=duration_s,
+            rise_fraction_per_s=rise_fraction_per_s,
+            electrode_area_cm2=electrode_area_cm2,
+            reconnect_s=reconnect_s,
+        )
+        runner = SessionRunner(
+            config,
+            self.profile,
+            make_driver(self.profile, self.transport),
+            store=self.engine.store,
+            device_label=self.spec,
+            on_notice=on_notice,
+            on_frame=on_frame,
+        )
+        self.session = Session(self.engine, runner)
+        return self.session
+
+    def close(self) -> None:
+        if self.session is not None and not self.session.done:
+            self.session.stop("device closed")
+            self.session.wait(5.0)
+        if self.engine.io.alive:
+            self.engine.io.run(self.transport.close(), timeout_s=5.0)
+
+
+class Session:
+    """A running session; every method may be called from any thread."""
+
+    def __init__(self, engine: Engine, runner: SessionRunner) -> None:
+        self._io = engine.io
+        self.runner = runner
+        self._future: concurrent.futures.Future[StreamResult] = self._io.submit(runner.run())
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    @property
+    def session_id(self) -> int | None:
+        return self.runner.session_id
+
+    def status(self) -> SessionStatus:
+        return self.runner.status
+
+    def set_level(self, channel: str, level_du: int) -> None:
+        """Raise (at the ramp rate) or lower (at once) a channel's level."""
+        self._io.call(lambda: self.runner.set_level(channel, level_du))
+
+    def pause(self) -> None:
+        """Zero output now and hold the program; raising a level resumes."""
+        self._io.call(self.runner.pause)
+
+    def stop(self, reason: str = "stopped by the practitioner") -> None:
+        """Emergency stop: the zero frame goes on the wire at once and the session ends."""
+        if not self.done and self._io.alive:
+            self._io.call(lambda: self.runner.stop(reason))
+
+    def wait(self, timeout_s: float | None = None) -> StreamResult:
+        """Block until the session ends; returns how it ended."""
+        return self._future.result(timeout_s)

@@ -1,0 +1,446 @@
+"""One session, on the IO loop: program -> guard -> driver, with records and live status.
+
+``SessionRunner.run`` resolves the limits (refusing bad input before anything is sent),
+connects the driver (which writes the device's own limits and zero), streams the program
+through the guard, follows what the device reports, records every frame and event, and always
+ends with zero output. Commands (levels, pause, stop, end) arrive through the engine and run
+on the IO loop like everything else here.
+
+Never touches Qt, never blocks the loop on disk I/O (the records store queues), never makes a
+frame (only the guard does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from acustim.records import ChannelFrame, EventRow, FrameRow, RecordStore
+from device_profiles.profile import DeviceProfile
+from firmware_bridge.driver import DeviceDriver
+from firmware_bridge.events import BatteryReport, DeviceEvent, LinkLost, StrengthReport
+from firmware_bridge.streamer import Streamer, StreamResult
+from safety.guard import Guard, Notice, Phase, VettedFrame
+from safety.limits import SessionLimits, resolve_limits
+from waveforms.errors import AcustimError
+from waveforms.program import ChannelDemand, Program
+from waveforms.render import Rendered, render
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What the practitioner chose for one session."""
+
+    program: Program
+    levels_du: dict[str, int] = field(default_factory=dict)
+    ceilings_du: dict[str, int] | None = None
+    session_s: float | None = None
+    rise_fraction_per_s: float | None = None
+    electrode_area_cm2: float | None = None
+    #: After a lost link, try to reconnect for this long (0: the session ends as a fault).
+    #: A reconnect writes the device's limits again and leaves every level at zero.
+    reconnect_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    name: str
+    level_du: int
+    target_du: int
+    ceiling_du: int
+    segment: str
+    rms_current_ma: float | None = None
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """A snapshot for displays: replaced whole on every frame, so readers need no lock."""
+
+    state: str  # connecting | running | paused | ending | ended
+    elapsed_s: float = 0.0
+    total_s: float = 0.0
+    program_s: float = 0.0
+    channels: tuple[ChannelStatus, ...] = ()
+    lateness_ms: float = 0.0
+    lateness_p99_ms: float = 0.0
+    frames_sent: int = 0
+    frames_skipped: int = 0
+    battery_percent: int | None = None
+    session_id: int | None = None
+    outcome: str | None = None
+    reason: str | None = None
+
+
+class ProgramSource:
+    """Hands the streamer one frame of demands at a time; program time stops while paused."""
+
+    def __init__(self, program: Program, sample_period_s: float, samples_per_frame: int) -> None:
+        self.program = program
+        self.samples = samples_per_frame
+        self.rendered: Rendered = render(program, sample_period_s)
+        self.frames_total = -(-self.rendered.n_ticks // samples_per_frame)
+        self.frame_s = sample_period_s * samples_per_frame
+        self.position = 0  # program frame
+        self.paused = False
+        self._last_index: int | None = None
+        self._held: Sequence[ChannelDemand] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= self.frames_total
+
+    def segment_labels(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        tick = min(self.position * self.samples, self.rendered.n_ticks - 1)
+        for k, ch in enumerate(self.program.channels):
+            index = int(self.rendered.segment[k, tick]) if tick >= 0 else -1
+            if index < 0 or self.finished:
+                out[ch.name] = "ended"
+            else:
+                seg = ch.segments[index]
+                out[ch.name] = seg.label or seg.kind.replace("_", "-")
+        return out
+
+    def __call__(self, index: int, now_s: float) -> Sequence[ChannelDemand]:
+        # program time follows the frame clock (skipped frames included), except while paused
+        step = 0 if self._last_index is None else max(0, index - self._last_index)
+        self._last_index = index
+        if not self.paused:
+            self.position += step
+        if self.position >= self.frames_total:
+            return self._held  # after the end: hold the last demand while the guard ramps down
+        start = self.position * self.samples
+        stop = start + self.samples
+        r = self.rendered
+        demand = []
+        for k, name in enumerate(r.channel_names):
+            f = r.frequency_hz[k, start:stop].tolist()
+            w = r.pulse_width_us[k, start:stop].tolist()
+            i = r.intensity[k, start:stop].tolist()
+            short = self.samples - len(i)
+            if short:  # the program's last frame may be shorter than a device frame
+                f += [f[-1] if f else 1.0] * short
+                w += [w[-1] if w else 100.0] * short
+                i += [0.0] * short
+            demand.append(ChannelDemand(name, tuple(f), tuple(w), tuple(i)))
+        self._held = tuple(
+            ChannelDemand(
+                d.name, d.frequency_hz, d.pulse_width_us, (d.intensity[-1],) * self.samples
+            )
+            for d in demand
+        )
+        return demand
+
+
+NoticeHandler = Callable[[str, str], None]  # (kind, message)
+
+
+class SessionRunner:
+    """Runs one session to its end on the IO loop."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        profile: DeviceProfile,
+        driver: DeviceDriver,
+        *,
+        store: RecordStore | None = None,
+        device_label: str = "",
+        on_notice: NoticeHandler | None = None,
+        on_frame: Callable[[VettedFrame], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        self.driver = driver
+        self.store = store
+        self.device_label = device_label or profile.id
+        self.on_notice = on_notice
+        self.on_frame = on_frame
+        # resolved here, before anything is sent: a bad level or ceiling is refused up front
+        self.limits: SessionLimits = resolve_limits(
+            profile.limits,
+            config.program,
+            ceilings_du=config.ceilings_du,
+            rise_fraction_per_s=config.rise_fraction_per_s,
+            session_s=config.session_s,
+            electrode_area_cm2=config.electrode_area_cm2,
+        )
+        dry_run = Guard(self.limits)  # the guard's own checks refuse bad levels up front
+        for name, level in config.levels_du.items():
+            dry_run.set_level(name, level, 0.0)
+        self.guard = Guard(self.limits)
+        self.source = ProgramSource(
+            config.program, profile.limits.sample_period_s, profile.limits.samples_per_frame
+        )
+        self.streamer: Streamer | None = None
+        self.session_id: int | None = None
+        self.status = SessionStatus(
+            state="connecting", total_s=min(self.limits.max_session_s, config.program.duration_s)
+        )
+        self._t0 = 0.0
+        self._finishing = False
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self.result: StreamResult | None = None
+        self.record_error: str | None = None
+
+    # --- commands (IO loop) ---------------------------------------------------------------------
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def set_level(self, channel: str, level_du: int) -> None:
+        """The practitioner's level; raising a level after a pause or stop resumes."""
+        self.guard.set_level(channel, level_du, self._now())
+        if level_du > 0 and self.source.paused:
+            self.source.paused = False
+            self._event("resume", f"resumed by raising {channel} to {level_du} du")
+        self._event("level", f"{channel} set to {level_du} du", {channel: level_du})
+
+    def pause(self) -> None:
+        """Zero output now and hold the program; raising a level resumes."""
+        if self.streamer is not None and self.streamer.running:
+            self.streamer.emergency_stop()
+        else:
+            self.guard.stop(self._now())
+        self.source.paused = True
+        self._event("pause", "paused: output zero; raise a level to resume")
+
+    def stop(self, reason: str = "stopped by the practitioner") -> None:
+        """Emergency stop: zero on the wire at once, and the session ends."""
+        if self.streamer is not None and self.streamer.running:
+            self.streamer.end("stopped", reason)
+        else:
+            self.guard.end(self._now())
+            if self.result is None:
+                self.result = StreamResult("stopped", reason)
+
+    # --- the session ----------------------------------------------------------------------------
+    async def run(self) -> StreamResult:
+        loop = asyncio.get_running_loop()
+        program = self.config.program
+        self.driver.on_event = self._device_event
+        try:
+            await self.driver.connect(self.limits)
+        except Exception as exc:
+            await self._close_quietly()
+            self.result = StreamResult("fault", f"could not connect: {_describe(exc)}")
+            self.status = self._ended_status()
+            return self.result
+        self.guard.confirm_limits_written()
+        if self.store is not None:
+            self.session_id = self.store.start_session(
+                program=program.name,
+                device=self.device_label,
+                profile=self.profile.id,
+                meta=self._meta(),
+            )
+        self._t0 = loop.time()
+        self.guard.start(self._t0)
+        self._event("start", f"session started: {program.name} on {self.device_label}")
+        if self.result is not None:  # stopped while connecting
+            self.guard.end(self._t0)
+        for name, level in self.config.levels_du.items():
+            self.guard.set_level(name, level, self._t0)
+            self._event("level", f"{name} set to {level} du", {name: level})
+        self.streamer = Streamer(self.driver, self.guard, self._demand, on_frame=self._frame_sent)
+        self.status = replace(self.status, state="running", session_id=self.session_id)
+        if self.result is None:
+            self.result = await self.streamer.run()
+        await self._close_quietly()
+        self._event("end", f"session {self.result.outcome}: {self.result.reason}")
+        if self.store is not None and self.session_id is not None:
+            try:
+                self.store.end_session(
+                    self.session_id, outcome=self.result.outcome, reason=self.result.reason
+                )
+            except AcustimError as exc:
+                self.record_error = str(exc)
+        self.status = self._ended_status()
+        return self.result
+
+    def _ended_status(self) -> SessionStatus:
+        r = self.result
+        return replace(
+            self.status,
+            state="ended",
+            outcome=r.outcome if r else None,
+            reason=r.reason if r else None,
+        )
+
+    async def _close_quietly(self) -> None:
+        try:
+            await self.driver.close(self.guard.zero_frame(self._now()))
+        except Exception as exc:
+            self._event("close_failed", f"closing the link failed: {_describe(exc)}")
+
+    def _demand(self, index: int, now_s: float) -> Sequence[ChannelDemand]:
+        demand = self.source(index, now_s)
+        if self.source.finished and not self._finishing:
+            self._finishing = True
+            self.guard.finish(now_s)
+        return demand
+
+    def _frame_sent(self, index: int, frame: VettedFrame, lateness_s: float) -> None:
+        t_s = frame.t_s - self._t0
+        for notice in self.guard.drain_notices():
+            self._notice(notice)
+        if self.store is not None and self.session_id is not None and self.record_error is None:
+            try:
+                self.store.add_frame(
+                    self.session_id,
+                    FrameRow(
+                        index=index,
+                        t_s=t_s,
+                        lateness_ms=lateness_s * 1000.0,
+                        zero=frame.zero,
+                        channels=tuple(
+                            ChannelFrame(
+                                c.name, c.level_du, c.frequency_hz, c.pulse_width_us, c.intensity
+                            )
+                            for c in frame.channels
+                        ),
+                    ),
+                )
+            except AcustimError as exc:  # the record cannot be kept: stop output
+                self.record_error = str(exc)
+                if self.streamer is not None:
+                    self.streamer.end("fault", f"records failed: {exc}")
+        if self.on_frame is not None:
+            self.on_frame(frame)
+        self._update_status(frame, t_s)
+
+    def _update_status(self, frame: VettedFrame, t_s: float) -> None:
+        streamer = self.streamer
+        labels = self.source.segment_labels()
+        phase = self.guard.phase
+        state = {
+            Phase.ENDING: "ending",
+            Phase.ENDED: "ended" if self.result else "ending",
+        }.get(phase, "paused" if self.source.paused else "running")
+        channels = tuple(
+            ChannelStatus(
+                name=c.name,
+                level_du=frame.channel(c.name).level_du,
+                target_du=self.guard.target_du(c.name),
+                ceiling_du=c.ceiling_du,
+                segment=labels.get(c.name, ""),
+                rms_current_ma=frame.channel(c.name).rms_current_ma,
+            )
+            for c in self.limits.channels
+        )
+        stats = streamer.stats if streamer is not None else None
+        self.status = replace(
+            self.status,
+            state=state,
+            elapsed_s=max(0.0, t_s),
+            program_s=min(self.source.position, self.source.frames_total) * self.source.frame_s,
+            channels=channels,
+            lateness_ms=(stats.last_lateness_s * 1000) if stats else 0.0,
+            lateness_p99_ms=(stats.percentile_lateness_s(99) * 1000) if stats else 0.0,
+            frames_sent=stats.frames_sent if stats else 0,
+            frames_skipped=stats.frames_skipped if stats else 0,
+            battery_percent=self.driver.battery_percent,
+        )
+
+    # --- what the device says -------------------------------------------------------------------
+    def _device_event(self, event: DeviceEvent) -> None:
+        now = self._now()
+        if isinstance(event, StrengthReport):
+            if event.by_device:
+                for name in self.limits.channel_names:
+                    if name in event.levels_du:
+                        self.guard.device_level(name, event.levels_du[name], now)
+                self._event("device_level", "device changed its levels", dict(event.levels_du))
+        elif isinstance(event, BatteryReport):
+            self._event("battery", f"battery {event.percent} %", {"percent": event.percent})
+        elif isinstance(event, LinkLost):
+            self.guard.link_lost(now)
+            self._event("link_lost", f"device link lost: {event.reason}; levels reset to zero")
+            streamer = self.streamer
+            if streamer is None or not streamer.running:
+                if self.result is None:
+                    self.result = StreamResult("fault", f"device link lost: {event.reason}")
+            elif self.config.reconnect_s > 0:
+                streamer.link_up = False
+                self.source.paused = True
+                self._reconnect_task = asyncio.get_running_loop().create_task(
+                    self._reconnect(event.reason)
+                )
+            else:
+                streamer.end("fault", f"device link lost: {event.reason}")
+
+    async def _reconnect(self, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.reconnect_s
+        attempt = 0
+        while self.streamer is not None and self.streamer.running:
+            attempt += 1
+            try:
+                await self.driver.connect(self.limits)
+            except Exception as exc:
+                self._event("reconnect_failed", f"reconnect {attempt} failed: {_describe(exc)}")
+                if loop.time() + 1.0 > deadline:
+                    self.streamer.end(
+                        "fault",
+                        f"device link lost ({reason}) and not back within "
+                        f"{self.config.reconnect_s:g} s",
+                    )
+                    return
+                await asyncio.sleep(1.0)
+                continue
+            self.guard.confirm_limits_written()
+            self.streamer.link_up = True
+            self._event(
+                "reconnected",
+                "reconnected: device limits written again; levels are at zero, "
+                "raise a level to resume",
+            )
+            return
+
+    # --- records --------------------------------------------------------------------------------
+    def _notice(self, notice: Notice) -> None:
+        self._event(notice.kind, notice.message, {"channel": notice.channel})
+
+    def _event(self, kind: str, message: str, data: dict[str, object] | None = None) -> None:
+        if self.on_notice is not None:
+            self.on_notice(kind, message)
+        if self.store is None or self.session_id is None or self.record_error is not None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            self.store.add_event(
+                self.session_id,
+                EventRow(t_s=loop.time() - self._t0, kind=kind, message=message, data=data),
+            )
+        except AcustimError as exc:
+            self.record_error = str(exc)
+            if self.streamer is not None and self.streamer.running:
+                self.streamer.end("fault", f"records failed: {exc}")
+
+    def _meta(self) -> dict[str, object]:
+        program = self.config.program
+        return {
+            "program_title": program.title,
+            "program_source": program.source_path,
+            "indication": program.indication,
+            "electrode": program.electrode,
+            "electrode_area_cm2": self.limits.electrode_area_cm2,
+            "channels": [
+                {
+                    "name": ch.name,
+                    "sites": list(ch.sites),
+                    "ceiling_du": self.limits.channel(ch.name).ceiling_du,
+                    "max_rms_current_ma": self.limits.channel(ch.name).max_rms_current_ma,
+                }
+                for ch in program.channels
+            ],
+            "levels_du": dict(self.config.levels_du),
+            "rise_du_per_s": self.limits.rise_du_per_s,
+            "max_session_s": self.limits.max_session_s,
+            "calibrated": self.profile.calibrated,
+            "stops_when_host_silent": self.profile.stops_when_host_silent,
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, AcustimError) else f"{type(exc).__name__}: {exc}"
