@@ -8,10 +8,13 @@ Exit codes: 0 completed, 2 bad input, 3 ended by a fault, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -19,11 +22,13 @@ from typing import TextIO
 from acustim import __version__
 from acustim.engine import Engine, Session, load_program
 from acustim.runner import SessionStatus
-from firmware_bridge.errors import BridgeError
+from firmware_bridge.errors import BridgeError, UnknownDeviceError
 from firmware_bridge.streamer import StreamResult
+from safety.guard import VettedFrame
 from waveforms.builtin import builtin_programs
 from waveforms.errors import AcustimError
 from waveforms.files import load_program as load_program_file
+from waveforms.program import Program
 
 EXIT_OK, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -51,6 +56,8 @@ def _clock(seconds: float) -> str:
 
 def status_line(status: SessionStatus) -> str:
     """One line: time, segment, level per channel, lateness, battery."""
+    if status.state == "connecting":
+        return "connecting: writing the device's limits and zero output"
     segment = " / ".join(dict.fromkeys(c.segment for c in status.channels)) or status.state
     levels = "  ".join(f"{c.name} {c.level_du:>3}/{c.target_du} du" for c in status.channels)
     battery = "" if status.battery_percent is None else f"  battery {status.battery_percent}%"
@@ -59,6 +66,25 @@ def status_line(status: SessionStatus) -> str:
         f"[{_clock(status.elapsed_s)}/{_clock(status.total_s)}] {segment:<22} {levels}"
         f"  late {status.lateness_ms:.1f} ms (p99 {status.lateness_p99_ms:.1f}){battery}{state}"
     )
+
+
+def _trace_writer(stream: TextIO) -> Callable[[int, VettedFrame], None]:
+    """``--trace``: one JSON line per frame written to the device."""
+
+    def write(index: int, frame: VettedFrame) -> None:
+        line = {
+            "i": index,
+            "t": round(frame.t_s, 6),
+            "zero": frame.zero,
+            "channels": {
+                c.name: {"level_du": c.level_du, "hz": c.frequency_hz, "intensity": c.intensity}
+                for c in frame.channels
+            },
+        }
+        stream.write(json.dumps(line) + "\n")
+        stream.flush()
+
+    return write
 
 
 class _Terminate(Exception):
@@ -77,58 +103,82 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(f"--duration {args.duration:g}: must be > 0 seconds")
     records: Path | bool = Path(args.store) if args.store else not args.no_record
 
-    with Engine(virtual_time=args.virtual_time, records=records) as engine:
-        device = engine.connect(args.device)
-        profile = device.profile
+    with contextlib.ExitStack() as stack:
+        trace = None
+        if args.trace:
+            stream = (
+                sys.stdout
+                if args.trace == "-"
+                else stack.enter_context(open(args.trace, "w", encoding="utf-8"))
+            )
+            trace = _trace_writer(stream)
+        engine = stack.enter_context(Engine(virtual_time=args.virtual_time, records=records))
+        return _run_session(engine, program, levels, ceilings, trace, args, out, err)
 
-        def notice(kind: str, message: str) -> None:
-            if kind in ("level", "start", "end"):
-                return
-            print(f"  ! {message}", file=err, flush=True)
 
-        session = device.start(
-            program,
-            levels=levels,
-            ceilings=ceilings,
-            duration_s=args.duration,
-            rise_fraction_per_s=args.ramp,
-            electrode_area_cm2=args.area,
-            on_notice=notice,
-        )
-        limits = session.runner.limits
+def _run_session(
+    engine: Engine,
+    program: Program,
+    levels: dict[str, int],
+    ceilings: dict[str, int] | None,
+    trace: Callable[[int, VettedFrame], None] | None,
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    device = engine.connect(args.device)
+    profile = device.profile
+
+    def notice(kind: str, message: str) -> None:
+        if kind in ("level", "start", "end"):
+            return
+        print(f"  ! {message}", file=err, flush=True)
+
+    session = device.start(
+        program,
+        levels=levels,
+        ceilings=ceilings,
+        duration_s=args.duration,
+        rise_fraction_per_s=args.ramp,
+        electrode_area_cm2=args.area,
+        on_notice=notice,
+        on_frame=trace,
+    )
+    limits = session.runner.limits
+    print(
+        f"acustim {__version__}: {program.name} ({program.title}) on {args.device} "
+        f"({profile.name}, {'calibrated' if profile.calibrated else 'uncalibrated'})",
+        file=out,
+    )
+    ceil = " ".join(f"{c.name}<={c.ceiling_du}" for c in limits.channels)
+    lv = " ".join(f"{k}={v}" for k, v in levels.items()) or "none (all channels at 0)"
+    print(
+        f"  levels {lv} du; ceilings {ceil} du; soft start {limits.rise_du_per_s:g} du/s; "
+        f"length {_clock(session.status().total_s)}",
+        file=out,
+    )
+    if not profile.stops_when_host_silent:
         print(
-            f"acustim {__version__}: {program.name} ({program.title}) on {args.device} "
-            f"({profile.name}, {'calibrated' if profile.calibrated else 'uncalibrated'})",
+            f"  WARNING: {profile.name} keeps stimulating if this computer stops; "
+            "stop it on the device itself if the app fails",
+            file=err,
+        )
+    if not profile.pulse_width_controlled:
+        print(
+            f"  note: {profile.name} sets pulse width itself; program pulse widths "
+            "are not delivered",
             file=out,
         )
-        ceil = " ".join(f"{c.name}<={c.ceiling_du}" for c in limits.channels)
-        lv = " ".join(f"{k}={v}" for k, v in levels.items()) or "none (all channels at 0)"
-        print(
-            f"  levels {lv} du; ceilings {ceil} du; soft start {limits.rise_du_per_s:g} du/s; "
-            f"length {_clock(session.status().total_s)}",
-            file=out,
-        )
-        if not profile.stops_when_host_silent:
-            print(
-                f"  WARNING: {profile.name} keeps stimulating if this computer stops; "
-                "stop it on the device itself if the app fails",
-                file=err,
-            )
-        if not profile.pulse_width_controlled:
-            print(
-                f"  note: {profile.name} sets pulse width itself; program pulse widths "
-                "are not delivered",
-                file=out,
-            )
-        print("  Ctrl-C stops output at once.", file=out, flush=True)
-        result = _watch(session, out, args)
+    print("  Ctrl-C stops output at once.", file=out, flush=True)
+    result = _watch(session, out, args)
     return _report(result, session, engine, out, err)
 
 
 def _watch(session: Session, out: TextIO, args: argparse.Namespace) -> StreamResult:
     tty = out.isatty()
     interval = 0.5 if tty else args.status_every
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         next_line = time.monotonic()
         while True:
@@ -145,7 +195,8 @@ def _watch(session: Session, out: TextIO, args: argparse.Namespace) -> StreamRes
         session.wait(timeout_s=5.0)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if tty:
             print(file=out)
 
@@ -253,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-record", action="store_true", help="do not write a session record")
     run.add_argument("--quiet", action="store_true", help="no status lines")
     run.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="write every frame sent to the device as a JSON line to FILE ('-' for stdout)",
+    )
+    run.add_argument(
         "--status-every",
         type=float,
         default=5.0,
@@ -285,6 +341,9 @@ def main(
     except _Terminate:
         print("stopped: output set to zero (terminated)", file=err)
         return 128 + signal.SIGTERM
+    except UnknownDeviceError as exc:  # a mistyped device is the user's input
+        print(f"acustim: {exc}", file=err)
+        return EXIT_USAGE
     except BridgeError as exc:  # the device or link failed, not the user's input
         print(f"acustim: {exc}", file=err)
         return EXIT_FAULT

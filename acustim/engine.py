@@ -150,7 +150,7 @@ class Device:
         electrode_area_cm2: float | None = None,
         reconnect_s: float = 0.0,
         on_notice: NoticeHandler | None = None,
-        on_frame: Callable[[VettedFrame], None] | None = None,
+        on_frame: Callable[[int, VettedFrame], None] | None = None,
     ) -> Session:
         """Start a session. Bad levels, ceilings or programs raise here, before anything is
         sent. Output starts at zero and rises at the ramp rate to ``levels``."""

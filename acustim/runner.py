@@ -148,7 +148,7 @@ class SessionRunner:
         store: RecordStore | None = None,
         device_label: str = "",
         on_notice: NoticeHandler | None = None,
-        on_frame: Callable[[VettedFrame], None] | None = None,
+        on_frame: Callable[[int, VettedFrame], None] | None = None,
     ) -> None:
         self.config = config
         self.profile = profile
@@ -269,7 +269,11 @@ class SessionRunner:
 
     async def _close_quietly(self) -> None:
         try:
-            await self.driver.close(self.guard.zero_frame(self._now()))
+            if self.streamer is not None:
+                await self.streamer.final_zero()
+                await self.driver.close()
+            else:
+                await self.driver.close(self.guard.zero_frame(self._now()))
         except Exception as exc:
             self._event("close_failed", f"closing the link failed: {_describe(exc)}")
 
@@ -306,7 +310,7 @@ class SessionRunner:
                 if self.streamer is not None:
                     self.streamer.end("fault", f"records failed: {exc}")
         if self.on_frame is not None:
-            self.on_frame(frame)
+            self.on_frame(index, frame)
         self._update_status(frame, t_s)
 
     def _update_status(self, frame: VettedFrame, t_s: float) -> None:
@@ -354,8 +358,9 @@ class SessionRunner:
         elif isinstance(event, BatteryReport):
             self._event("battery", f"battery {event.percent} %", {"percent": event.percent})
         elif isinstance(event, LinkLost):
-            self.guard.link_lost(now)
-            self._event("link_lost", f"device link lost: {event.reason}; levels reset to zero")
+            self.guard.link_lost(now, event.reason)
+            for notice in self.guard.drain_notices():
+                self._notice(notice)
             streamer = self.streamer
             if streamer is None or not streamer.running:
                 if self.result is None:

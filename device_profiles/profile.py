@@ -44,6 +44,9 @@ class DeviceProfile:
     ble_names: tuple[str, ...] = ()
     serial_baud: int | None = None
     device_settings: dict[str, int] = field(default_factory=dict)
+    #: Frames the stream keeps queued in the device ahead of playback, so a late frame does
+    #: not leave a gap. Strength changes (and the emergency zero) still apply on arrival.
+    frames_ahead: int = 0
     source_path: str = ""
 
     @property
@@ -189,6 +192,7 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
     frame = table("frame")
     samples = frame.integer("samples_per_frame", 1, 1000)
     sample_s = frame.number("sample_period_s", 0.001, 10.0)
+    ahead = frame.integer("frames_ahead", 0, 4, 0)
     frame.done()
 
     lim = table("limits", required=False)
@@ -244,5 +248,6 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
         ble_names=ble_names,
         serial_baud=baud,
         device_settings=settings,
+        frames_ahead=ahead,
         source_path=source,
     )

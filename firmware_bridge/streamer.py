@@ -1,10 +1,11 @@
 """The streamer: the real-time loop that vets and writes one frame per device frame period.
 
-Frames are due at absolute deadlines ``t0 + i * period``; lateness is measured for every frame;
-a frame whose deadline has passed by a whole period is skipped, never sent in a burst; lateness
-beyond the watchdog threshold, a write that does not finish in time, or any exception ends the
-stream with zero output. An emergency stop puts the zero frame on the wire at once, out of
-band, not at the next tick.
+Frames are due at absolute deadlines ``t0 + (i - ahead) * period``: a device that buffers gets
+``ahead`` frames at once at the start, so ordinary lateness never starves it. Lateness is
+measured for every frame; frames whose deadline passed a whole period ago are dropped and the
+schedule restarts from now, never sent in a burst. Lateness beyond the watchdog threshold, a
+write that does not finish in time, or any exception ends the stream with zero output. An
+emergency stop puts the zero frame on the wire at once, out of band, not at the next tick.
 
 Runs on the IO loop only. It never makes a frame itself: every frame comes from the guard.
 """
@@ -75,6 +76,8 @@ class Streamer:
         self.source = source
         self.on_frame = on_frame
         self.period_s = driver.frame_period_s
+        #: the first frames go out at once to fill the device's queue (see the profile)
+        self.frames_ahead = driver.profile.frames_ahead
         self.watchdog_s = watchdog_s if watchdog_s is not None else max(0.25, 2.5 * self.period_s)
         self.write_timeout_s = (
             write_timeout_s if write_timeout_s is not None else max(0.5, 3 * self.period_s)
@@ -140,6 +143,14 @@ class Streamer:
         self.stats.stop_latencies_s.append(loop.time() - requested_s)
         self._sent(zero, 0.0)
 
+    async def final_zero(self) -> None:
+        """Write (and report) one last zero frame before the link closes; best effort."""
+        if not self.link_up or not self.driver.transport.is_open:
+            return
+        zero = self.guard.end(asyncio.get_running_loop().time())
+        await asyncio.wait_for(self.driver.send(zero), self.write_timeout_s)
+        self._sent(zero, 0.0)
+
     def _sent(self, frame: VettedFrame, lateness_s: float) -> None:
         index = self.stats.frames_sent
         self.stats.frames_sent += 1
@@ -156,7 +167,7 @@ class Streamer:
         i = 0
         try:
             while not self._finished():
-                deadline = t0 + i * period
+                deadline = t0 + max(0, i - self.frames_ahead) * period
                 delay = deadline - loop.time()
                 if delay > 0:
                     try:
@@ -173,13 +184,13 @@ class Streamer:
                         f"frame {i} was {lateness * 1000:.0f} ms late (watchdog "
                         f"{self.watchdog_s * 1000:.0f} ms): the IO loop fell behind"
                     )
-                if lateness >= period:
+                if lateness >= period and i > self.frames_ahead:
                     # Never burst: drop the frames whose time has passed and restart the
                     # schedule from now, so the device still gets one frame per period.
                     skipped = math.floor(lateness / period)
                     i += skipped
                     self.stats.frames_skipped += skipped
-                    t0 = now - i * period
+                    t0 = now - max(0, i - self.frames_ahead) * period
                 frame = self.guard.vet(self.source(i, now), now)
                 if not self.link_up:
                     i += 1

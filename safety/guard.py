@@ -286,13 +286,14 @@ class Guard:
         self._phase = Phase.ENDED
         return self.zero_frame(now_s)
 
-    def link_lost(self, now_s: float) -> None:
+    def link_lost(self, now_s: float, reason: str = "") -> None:
         """The link dropped: zero everything, and no output until limits are written again."""
         self._limits_written = False
         for state in self._channels.values():
             state.level = 0.0
             state.target_du = 0
-        self._note(now_s, "link_lost", None, "device link lost: levels reset to zero")
+        why = f" ({reason})" if reason else ""
+        self._note(now_s, "link_lost", None, f"device link lost{why}: levels reset to zero")
 
     def confirm_limits_written(self) -> None:
         """The bridge wrote the device's own soft limits since the last (re)connect."""

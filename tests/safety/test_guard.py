@@ -166,12 +166,14 @@ def test_link_lost_zeroes_and_requires_limits_again() -> None:
     g = running()
     g.set_level("A", 20, 0.0)
     run_frames(g, 0.0, 80)
-    g.link_lost(8.0)
+    g.link_lost(8.0, "radio gone")
     assert not g.limits_written and g.target_du("A") == 0
     assert all(f.zero for f in run_frames(g, 8.1, 10))
     g.confirm_limits_written()
     assert all(f.zero for f in run_frames(g, 9.1, 10))  # no automatic resume
-    assert any(n.kind == "link_lost" for n in g.drain_notices())
+    assert [n.message for n in g.drain_notices() if n.kind == "link_lost"] == [
+        "device link lost (radio gone): levels reset to zero"
+    ]
 
 
 # --- session time limit ------------------------------------------------------------------------
