@@ -216,6 +216,7 @@ class SessionRunner:
 
     # --- the session ----------------------------------------------------------------------------
     async def run(self) -> StreamResult:
+        """Connect, stream to the end, close. Every way out ends with zero output."""
         loop = asyncio.get_running_loop()
         program = self.config.program
         self.driver.on_event = self._device_event
@@ -226,26 +227,22 @@ class SessionRunner:
             self.result = StreamResult("fault", f"could not connect: {_describe(exc)}")
             self.status = self._ended_status()
             return self.result
-        self.guard.confirm_limits_written()
-        if self.store is not None:
-            self.session_id = self.store.start_session(
-                program=program.name,
-                device=self.device_label,
-                profile=self.profile.id,
-                meta=self._meta(),
-            )
-        self._t0 = loop.time()
-        self.guard.start(self._t0)
-        self._event("start", f"session started: {program.name} on {self.device_label}")
-        if self.result is not None:  # stopped while connecting
-            self.guard.end(self._t0)
-        for name, level in self.config.levels_du.items():
-            self.guard.set_level(name, level, self._t0)
-            self._event("level", f"{name} set to {level} du", {name: level})
-        self.streamer = Streamer(self.driver, self.guard, self._demand, on_frame=self._frame_sent)
-        self.status = replace(self.status, state="running", session_id=self.session_id)
-        if self.result is None:
-            self.result = await self.streamer.run()
+        try:
+            self.guard.confirm_limits_written()
+            if self.store is not None:
+                self.session_id = self.store.start_session(
+                    program=program.name,
+                    device=self.device_label,
+                    profile=self.profile.id,
+                    meta=self._meta(),
+                )
+            self._t0 = loop.time()
+            if self.result is None:  # not stopped while connecting
+                await self._stream()
+        except Exception as exc:  # a bug or a records failure: never leave output on
+            self.guard.end(loop.time())
+            self.result = StreamResult("fault", f"session failed: {_describe(exc)}")
+        assert self.result is not None
         await self._close_quietly()
         self._event("end", f"session {self.result.outcome}: {self.result.reason}")
         if self.store is not None and self.session_id is not None:
@@ -257,6 +254,18 @@ class SessionRunner:
                 self.record_error = str(exc)
         self.status = self._ended_status()
         return self.result
+
+    async def _stream(self) -> None:
+        program = self.config.program
+        self.guard.start(self._t0)
+        self._event("start", f"session started: {program.name} on {self.device_label}")
+        if not self.source.paused:  # a pause while connecting keeps every level at zero
+            for name, level in self.config.levels_du.items():
+                self.guard.set_level(name, level, self._t0)
+                self._event("level", f"{name} set to {level} du", {name: level})
+        self.streamer = Streamer(self.driver, self.guard, self._demand, on_frame=self._frame_sent)
+        self.status = replace(self.status, state="running", session_id=self.session_id)
+        self.result = await self.streamer.run()
 
     def _ended_status(self) -> SessionStatus:
         r = self.result

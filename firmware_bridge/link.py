@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Callable
 from typing import Protocol
 
-from firmware_bridge.errors import TransportClosed, UnknownDeviceError
+from firmware_bridge.errors import TransportClosed, TransportError, UnknownDeviceError
 from firmware_bridge.transport import Transport
 from simulators.clock import Clock, FunctionClock
 
@@ -70,8 +70,10 @@ class SimulatorLink(Transport):
         self._factory = factory
         self._open = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # fault hooks
         self.latency_s = 0.0
         self.hang_writes = False
+        self.refuse_open = False
         self.writes = 0
 
     @property
@@ -85,6 +87,8 @@ class SimulatorLink(Transport):
         return self._open
 
     async def open(self) -> None:
+        if self.refuse_open:
+            raise TransportError(f"{self.url}: the device does not answer (simulated)")
         self._loop = asyncio.get_running_loop()
         if self._simulator is None:
             assert self._factory is not None

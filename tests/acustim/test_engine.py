@@ -258,3 +258,62 @@ def test_engine_with_an_open_store(tmp_path: Path) -> None:
     store.flush()
     assert [s.outcome for s in store.sessions()] == ["completed"]
     store.close()
+
+
+def test_reconnect_that_never_succeeds_ends_as_a_fault(engine: Engine) -> None:
+    device = engine.connect("sim:coyote3")
+    link = link_of(device)
+    session = device.start(parse_program(SHORT), levels={"A": 20}, reconnect_s=3.0)
+    loop = engine.io.loop
+
+    def drop_for_good() -> None:
+        link.refuse_open = True
+        link.drop("radio gone")
+
+    loop.call_soon_threadsafe(lambda: loop.call_later(6.0, drop_for_good))
+    result = session.wait(30)
+    assert result.outcome == "fault"
+    assert "not back within 3 s" in result.reason
+    assert engine.store is not None
+    engine.store.flush()
+    kinds = [e.kind for e in engine.store.events(session.session_id or -1)]
+    assert kinds.count("reconnect_failed") >= 2
+
+
+def test_a_device_that_cannot_be_reached_is_a_fault_before_any_output(engine: Engine) -> None:
+    device = engine.connect("sim:coyote3")
+    link = link_of(device)
+    engine.io.run(link.close())
+    link.refuse_open = True
+    session = device.start(parse_program(SHORT), levels={"A": 20})
+    result = session.wait(30)
+    assert result.outcome == "fault"
+    assert result.reason.startswith("could not connect:")
+    assert session.status().state == "ended"
+
+
+def test_stop_before_the_stream_starts_ends_cleanly(engine: Engine) -> None:
+    device = engine.connect("sim:coyote3")
+    session = device.start(parse_program(SHORT), levels={"A": 20})
+    session.stop("changed my mind")
+    result = session.wait(30)
+    assert result.outcome == "stopped"
+    assert device.simulator.record.max_output("A") == 0.0
+
+
+def test_pause_before_the_stream_starts_is_safe(engine: Engine) -> None:
+    device = engine.connect("sim:coyote3")
+    session = device.start(parse_program(SHORT), levels={"A": 20}, duration_s=5)
+    session.pause()
+    session.wait(30)
+    assert device.simulator.strength_du("A") == 0
+
+
+def test_a_store_that_cannot_start_a_session_means_no_output(engine: Engine) -> None:
+    assert engine.store is not None
+    engine.store.close()
+    device = engine.connect("sim:coyote3")
+    result = device.start(parse_program(SHORT), levels={"A": 20}).wait(30)
+    assert result.outcome == "fault"
+    assert "session failed" in result.reason
+    assert device.simulator.record.max_output("A") == 0.0
