@@ -37,6 +37,8 @@ class DeliveredInterval:
     """Pulse rate during the interval; 0.0 when idle."""
     intensity_pct: float
     """Waveform intensity 0..100; 0.0 when idle or when the block was dropped."""
+    pulse_width_us: float | None = None
+    """Pulse (phase) width where the device lets the host set it; None where it decides."""
 
     def __post_init__(self) -> None:
         if not self.channel:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from acustim.cli import main, status_line
+from acustim.cli import main
+from acustim.commands.run import status_line
 from acustim.records import RecordStore
 from acustim.runner import ChannelStatus, SessionStatus
 
