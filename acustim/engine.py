@@ -23,7 +23,7 @@ from acustim.runner import NoticeHandler, SessionConfig, SessionRunner, SessionS
 from device_profiles.profile import DeviceProfile, load_profile
 from firmware_bridge.driver import make_driver
 from firmware_bridge.errors import UnknownDeviceError
-from firmware_bridge.link import SimulatorLink, simulator_factory
+from firmware_bridge.link import ByteStreamLink, SimulatorLink, link_for_simulator
 from firmware_bridge.runtime import IoThread
 from firmware_bridge.streamer import StreamResult
 from firmware_bridge.transport import Transport, make_transport
@@ -55,7 +55,7 @@ def resolve_device(spec: str) -> tuple[DeviceProfile, Transport]:
         profile = load_profile(name)
         if profile.simulator is None:
             raise UnknownDeviceError(f"{profile.id} has no simulator")
-        return profile, SimulatorLink(factory=simulator_factory(profile.simulator), url=spec)
+        return profile, link_for_simulator(profile.simulator, spec)
     if "@" in spec:
         name, where = spec.split("@", 1)
         profile = load_profile(name)
@@ -135,7 +135,7 @@ class Device:
     @property
     def simulator(self) -> Any:
         """The simulator object behind a ``sim:`` device (for engineers and tests), else None."""
-        if isinstance(self.transport, SimulatorLink):
+        if isinstance(self.transport, SimulatorLink | ByteStreamLink):
             return self.transport.simulator
         return None
 

@@ -12,7 +12,13 @@ from firmware_bridge.errors import (
     TransportError,
     UnknownDeviceError,
 )
-from firmware_bridge.events import BatteryReport, DeviceEvent, LinkLost, StrengthReport
+from firmware_bridge.events import (
+    BatteryReport,
+    DeviceEvent,
+    DeviceNotice,
+    LinkLost,
+    StrengthReport,
+)
 from firmware_bridge.streamer import Streamer, StreamResult, StreamStats
 from firmware_bridge.transport import Transport, make_transport
 
@@ -21,6 +27,7 @@ __all__ = [
     "BridgeError",
     "DeviceDriver",
     "DeviceEvent",
+    "DeviceNotice",
     "DeviceTimeout",
     "LinkLost",
     "ProtocolError",

@@ -28,4 +28,17 @@ class LinkLost:
     reason: str
 
 
-DeviceEvent = StrengthReport | BatteryReport | LinkLost
+@dataclass(frozen=True)
+class DeviceNotice:
+    """Something else the device reported that the session must show and record.
+
+    Kinds: ``knob`` (a front-panel control moved; ``data`` has the values), ``firmware``
+    (model and version), ``electrode_off`` (``data["channel"]``), ``low_battery``.
+    """
+
+    kind: str
+    message: str
+    data: dict[str, object]
+
+
+DeviceEvent = StrengthReport | BatteryReport | LinkLost | DeviceNotice

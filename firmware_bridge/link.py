@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from firmware_bridge.errors import TransportClosed, TransportError, UnknownDeviceError
 from firmware_bridge.transport import Transport
@@ -30,7 +30,15 @@ class GattSimulator(Protocol):
     def disconnect(self) -> None: ...
 
 
-SimulatorFactory = Callable[[Clock], GattSimulator]
+class ByteSimulator(Protocol):
+    """What the link needs of a simulated serial device: bytes in, bytes out."""
+
+    def feed(self, data: bytes) -> None: ...
+    def set_output(self, callback: Callable[[bytes], None] | None) -> None: ...
+    def disconnect(self) -> None: ...
+
+
+SimulatorFactory = Callable[[Clock], GattSimulator | ByteSimulator]
 
 #: simulator name -> (module, class); imported when first used
 SIMULATORS: dict[str, tuple[str, str]] = {
@@ -46,6 +54,89 @@ def simulator_factory(name: str) -> SimulatorFactory:
     module, cls = SIMULATORS[name]
     factory: SimulatorFactory = getattr(importlib.import_module(module), cls)
     return factory
+
+
+class ByteStreamLink(Transport):
+    """An in-process serial line to a byte-stream simulator (a null modem).
+
+    The device's replies come back through the loop in the chunks the simulator emits, so a
+    driver must parse a stream, exactly as on a real port. Fault hooks: ``latency_s``, a
+    ``manipulate`` function over host->device bytes (drop, corrupt, split), ``drop()``.
+    """
+
+    def __init__(
+        self,
+        simulator: ByteSimulator | None = None,
+        *,
+        factory: SimulatorFactory | None = None,
+        url: str = "sim:",
+    ) -> None:
+        super().__init__()
+        if simulator is None and factory is None:
+            raise ValueError("give a simulator or a factory")
+        self.url = url
+        self._simulator = simulator
+        self._factory = factory
+        self._open = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.latency_s = 0.0
+        self.refuse_open = False
+        self.manipulate: Callable[[bytes], bytes] | None = None
+        self.writes = 0
+
+    @property
+    def simulator(self) -> ByteSimulator:
+        if self._simulator is None:
+            raise TransportClosed("the simulator starts when the link opens")
+        return self._simulator
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def open(self) -> None:
+        if self.refuse_open:
+            raise TransportError(f"{self.url}: the port cannot be opened (simulated)")
+        self._loop = asyncio.get_running_loop()
+        if self._simulator is None:
+            assert self._factory is not None
+            self._simulator = cast(ByteSimulator, self._factory(FunctionClock(self._loop.time)))
+        self.simulator.set_output(self._emitted)
+        self._open = True
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            self.simulator.set_output(None)
+            self.simulator.disconnect()
+
+    def drop(self, reason: str = "cable pulled (simulated)") -> None:
+        if self._open:
+            self._open = False
+            self.simulator.set_output(None)
+            self.simulator.disconnect()
+            self._lost(reason)
+
+    async def write(self, data: bytes, *, endpoint: str = "") -> None:
+        if not self._open:
+            raise TransportClosed(f"{self.url}: port is closed")
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+            if not self._open:
+                raise TransportClosed(f"{self.url}: port lost during a write")
+        self.writes += 1
+        payload = bytes(data) if self.manipulate is None else self.manipulate(bytes(data))
+        if payload:
+            self.simulator.feed(payload)
+
+    def _emitted(self, data: bytes) -> None:
+        loop = self._loop
+        if loop is not None and self._open and data:
+            loop.call_soon(self._deliver_if_open, bytes(data))
+
+    def _deliver_if_open(self, data: bytes) -> None:
+        if self._open:
+            self._deliver("", data)
 
 
 class SimulatorLink(Transport):
@@ -92,7 +183,7 @@ class SimulatorLink(Transport):
         self._loop = asyncio.get_running_loop()
         if self._simulator is None:
             assert self._factory is not None
-            self._simulator = self._factory(FunctionClock(self._loop.time))
+            self._simulator = cast(GattSimulator, self._factory(FunctionClock(self._loop.time)))
         self._open = True
 
     async def close(self) -> None:
@@ -139,7 +230,19 @@ class SimulatorLink(Transport):
             self._deliver(endpoint, data)
 
 
+#: simulators that speak a byte stream (serial devices); the others are GATT devices
+BYTE_STREAM_SIMULATORS: set[str] = set()
+
+
+def link_for_simulator(name: str, url: str | None = None) -> Transport:
+    """The right in-process link for a simulator: GATT devices or byte streams."""
+    factory = simulator_factory(name)
+    url = url or f"sim:{name}"
+    if name in BYTE_STREAM_SIMULATORS:
+        return ByteStreamLink(factory=factory, url=url)
+    return SimulatorLink(factory=factory, url=url)
+
+
 def open_simulator_link(url: str) -> Transport:
     """``sim:<name>``: a fresh simulator of that device, on the loop's clock."""
-    name = url.split(":", 1)[1].lstrip("/")
-    return SimulatorLink(factory=simulator_factory(name), url=url)
+    return link_for_simulator(url.split(":", 1)[1].lstrip("/"), url)
