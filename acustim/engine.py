@@ -25,6 +25,7 @@ from firmware_bridge.driver import make_driver
 from firmware_bridge.errors import UnknownDeviceError
 from firmware_bridge.link import ByteStreamLink, SimulatorLink, link_for_simulator
 from firmware_bridge.runtime import IoThread
+from firmware_bridge.serial_port import SerialTransport
 from firmware_bridge.streamer import StreamResult
 from firmware_bridge.transport import Transport, make_transport
 from safety.errors import LimitError
@@ -60,7 +61,10 @@ def resolve_device(spec: str) -> tuple[DeviceProfile, Transport]:
         name, where = spec.split("@", 1)
         profile = load_profile(name)
         scheme = {"ble": "ble://", "serial": "serial://"}[profile.link]
-        return profile, make_transport(where if "://" in where else scheme + where)
+        transport = make_transport(where if "://" in where else scheme + where)
+        if isinstance(transport, SerialTransport) and profile.serial_baud is not None:
+            transport.baudrate = profile.serial_baud
+        return profile, transport
     raise UnknownDeviceError(
         f"device {spec!r}: use sim:<device> for a simulator or <device>@<port or address>, "
         "e.g. sim:coyote3 or coyote3@AA:BB:CC:DD:EE:FF"

@@ -77,6 +77,10 @@ TransportFactory = Callable[[str], Transport]
 #: scheme -> (module, function name); the module is imported when a URL needs it
 _SCHEMES: dict[str, tuple[str, str]] = {
     "sim": ("firmware_bridge.link", "open_simulator_link"),
+    "serial": ("firmware_bridge.serial_port", "open_serial"),
+    "socket": ("firmware_bridge.serial_port", "open_serial"),
+    "loop": ("firmware_bridge.serial_port", "open_serial"),
+    "ble": ("firmware_bridge.ble", "open_ble"),
 }
 
 
@@ -86,7 +90,9 @@ def register_scheme(scheme: str, module: str, factory: str) -> None:
 
 
 def make_transport(url: str) -> Transport:
-    """Build (not open) the transport for a URL."""
+    """Build (not open) the transport for a URL. A bare path is a serial port."""
+    if url.startswith("/") or url.upper().startswith("COM"):
+        url = "serial://" + url
     scheme = url.split(":", 1)[0] if ":" in url else ""
     if scheme not in _SCHEMES:
         known = ", ".join(f"{s}:" for s in sorted(_SCHEMES))
