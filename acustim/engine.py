@@ -225,9 +225,10 @@ class Session:
         self._io.call(self.runner.pause)
 
     def stop(self, reason: str = "stopped by the practitioner") -> None:
-        """Emergency stop: the zero frame goes on the wire at once and the session ends."""
+        """Emergency stop: the zero frame goes on the wire at once and the session ends.
+        Never blocks the caller (a GUI thread); ``wait()`` to see the session end."""
         if not self.done and self._io.alive:
-            self._io.call(lambda: self.runner.stop(reason))
+            self._io.call_soon(lambda: self.runner.stop(reason))
 
     def wait(self, timeout_s: float | None = None) -> StreamResult:
         """Block until the session ends; returns how it ended."""

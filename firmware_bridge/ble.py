@@ -9,6 +9,7 @@ disconnect handler once, on the loop. ``backend=`` passes a custom bleak backend
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from firmware_bridge.errors import TransportClosed, TransportError
@@ -64,10 +65,8 @@ class BleTransport(Transport):
         client, self._client = self._client, None
         self._closing = True
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 await asyncio.wait_for(client.disconnect(), timeout=5.0)
-            except Exception:  # already gone
-                pass
 
     def _connected(self) -> Any:
         if self._client is None or not self._client.is_connected:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -17,12 +18,19 @@ from firmware_bridge.vtime import VirtualTimeLoop
 
 T = TypeVar("T")
 
+#: Python hands the GIL between threads every 5 ms by default; a GUI or other busy thread could
+#: then hold the IO thread off its deadline for that long. 1 ms bounds that wait
+#: (../shared/reference/platform.md section 1). Process-wide: set once the IO thread starts.
+SWITCH_INTERVAL_S = 0.001
+
 
 class IoThread:
     """Starts a daemon thread with its own event loop; ``close()`` stops and joins it."""
 
     def __init__(self, *, virtual_time: bool = False, name: str = "acustim-io") -> None:
         self.virtual_time = virtual_time
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.loop: asyncio.AbstractEventLoop = (
             VirtualTimeLoop() if virtual_time else asyncio.new_event_loop()
         )

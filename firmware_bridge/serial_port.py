@@ -9,6 +9,7 @@ Moves bytes only: no protocol here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -86,10 +87,8 @@ class SerialTransport(Transport):
         self._stop.set()
         port, self._port = self._port, None
         if port is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a port that is already gone
                 port.close()
-            except Exception:  # closing a port that is already gone
-                pass
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
             reader.join(timeout=1.0)

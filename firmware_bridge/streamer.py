@@ -45,13 +45,18 @@ class StreamStats:
     last_lateness_s: float = 0.0
     max_lateness_s: float = 0.0
     recent_lateness_s: deque[float] = field(default_factory=lambda: deque(maxlen=600))
-    stop_latencies_s: list[float] = field(default_factory=list)
+    stop_latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
     def percentile_lateness_s(self, q: float) -> float:
         data = sorted(self.recent_lateness_s)
         if not data:
             return 0.0
         return data[min(len(data) - 1, math.ceil(q / 100 * len(data)) - 1)]
+
+
+#: How long before a deadline the streamer stops sleeping and spins (the selector's timeout
+#: has a resolution of one millisecond and wakes late, never early).
+SPIN_S = 0.0015
 
 
 class WatchdogTrip(AcustimError):
@@ -91,6 +96,7 @@ class Streamer:
         #: go on, and its output is zero until limits are written again) but not written.
         self.link_up = True
         self._oob: set[asyncio.Task[None]] = set()
+        self._drop_next = False
 
     def _finished(self) -> bool:
         return self._result is not None
@@ -133,7 +139,8 @@ class Streamer:
         if not self.link_up:
             return  # nothing can be written; the device's own timeout or reconnect zeroes it
         try:
-            await asyncio.wait_for(self.driver.send(zero), self.write_timeout_s)
+            async with asyncio.timeout(self.write_timeout_s):
+                await self.driver.send(zero)
         except Exception as exc:  # the link is gone: the stream ends as a fault
             if self._result is None or self._result.outcome != "fault":
                 self._result = StreamResult("fault", f"could not write zero output: {exc}")
@@ -142,13 +149,18 @@ class Streamer:
         loop = asyncio.get_running_loop()
         self.stats.stop_latencies_s.append(loop.time() - requested_s)
         self._sent(zero, 0.0)
+        # the zero frame also carried one frame of (silent) waveform: a device that queues
+        # waveform would now run one frame further behind, so the next scheduled frame is
+        # dropped to keep its queue as deep as the profile says
+        self._drop_next = self.frames_ahead > 0
 
     async def final_zero(self) -> None:
         """Write (and report) one last zero frame before the link closes; best effort."""
         if not self.link_up or not self.driver.transport.is_open:
             return
         zero = self.guard.end(asyncio.get_running_loop().time())
-        await asyncio.wait_for(self.driver.send(zero), self.write_timeout_s)
+        async with asyncio.timeout(self.write_timeout_s):
+            await self.driver.send(zero)
         self._sent(zero, 0.0)
 
     def _sent(self, frame: VettedFrame, lateness_s: float) -> None:
@@ -158,6 +170,20 @@ class Streamer:
             self.on_frame(index, frame, lateness_s)
 
     # --- the loop -------------------------------------------------------------------------------
+    async def _wait_until(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Sleep until ``deadline``: the selector wakes up to a millisecond late, so sleep
+        until shortly before and spin the rest (on wall-clock loops only)."""
+        spin_s = 0.0 if getattr(loop, "virtual", False) else SPIN_S
+        delay = deadline - spin_s - loop.time()
+        if delay > 0:
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+        while loop.time() < deadline and not self._finished():
+            pass
+
     async def run(self) -> StreamResult:
         """Stream until the guard ends the session, ``end()`` is called, or a fault."""
         loop = asyncio.get_running_loop()
@@ -168,15 +194,9 @@ class Streamer:
         try:
             while not self._finished():
                 deadline = t0 + max(0, i - self.frames_ahead) * period
-                delay = deadline - loop.time()
-                if delay > 0:
-                    try:
-                        async with asyncio.timeout(delay):
-                            await self._wake.wait()
-                    except TimeoutError:
-                        pass
-                    if self._finished():
-                        break
+                await self._wait_until(loop, deadline)
+                if self._finished():
+                    break
                 now = loop.time()
                 lateness = now - deadline
                 if lateness > self.watchdog_s:
@@ -191,10 +211,16 @@ class Streamer:
                     i += skipped
                     self.stats.frames_skipped += skipped
                     t0 = now - max(0, i - self.frames_ahead) * period
+                if self._drop_next:
+                    self._drop_next = False
+                    self.stats.frames_skipped += 1
+                    i += 1
+                    continue
                 frame = self.guard.vet(self.source(i, now), now)
                 if not self.link_up:
                     i += 1
                     continue
+                lateness = loop.time() - deadline  # as handed to the link, vetting included
                 try:
                     async with asyncio.timeout(self.write_timeout_s):
                         await self.driver.send(frame)
@@ -216,7 +242,8 @@ class Streamer:
             zero = self.guard.end(loop.time())
             try:
                 if self.link_up:
-                    await asyncio.wait_for(self.driver.send(zero), self.write_timeout_s)
+                    async with asyncio.timeout(self.write_timeout_s):
+                        await self.driver.send(zero)
                     self._sent(zero, 0.0)
             except Exception as send_exc:
                 self._result = StreamResult("fault", f"{reason}; zero not confirmed: {send_exc}")

@@ -46,6 +46,9 @@ class _VirtualSelector(selectors.BaseSelector):
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """``loop.time()`` is virtual: it only moves when every task is waiting on a timer."""
 
+    #: tells real-time code (the streamer's spin wait) that the clock does not run by itself
+    virtual = True
+
     def __init__(self, start_s: float = 0.0) -> None:
         self._virtual_s = start_s
         super().__init__(selector=_VirtualSelector(self))

@@ -33,6 +33,11 @@ from waveforms.program import ChannelDemand
 MAX_RAMP_STEP_S = 0.25
 
 _SEAL = object()
+_CLAMPED = "demand outside the device's range"
+_DENSITY_WARNING = (
+    f"rms current density >= {CURRENT_DENSITY_WARN_MA_PER_CM2:g} mA/cm^2 "
+    "(IEC 60601-2-10 attention threshold)"
+)
 
 
 class _Sealed:
@@ -421,11 +426,24 @@ class Guard:
         device = self._device
         f_lo, f_hi = device.frequency_range_hz
         w_lo, w_hi = device.pulse_width_range_us
+        f_in, w_in, i_in = tuple(d.frequency_hz), tuple(d.pulse_width_us), tuple(d.intensity)
+        if (
+            # the usual frame: every value finite (a NaN or inf makes the sum non-finite)
+            # and already within range, so there is nothing to clamp sample by sample
+            math.isfinite(sum(f_in) + sum(w_in) + sum(i_in))
+            and f_lo <= min(f_in)
+            and max(f_in) <= f_hi
+            and w_lo <= min(w_in)
+            and max(w_in) <= w_hi
+            and min(i_in) >= 0.0
+            and max(i_in) <= 1.0
+        ):
+            return self._level_and_current(name, state, f_in, w_in, i_in, False, now_s)
         freqs: list[float] = []
         widths: list[float] = []
         intensities: list[float] = []
         clamped = False
-        for f, w, i in zip(d.frequency_hz, d.pulse_width_us, d.intensity, strict=True):
+        for f, w, i in zip(f_in, w_in, i_in, strict=True):
             if not (math.isfinite(f) and math.isfinite(w) and math.isfinite(i)):
                 f, w, i = f_lo, w_lo, 0.0
                 clamped = True
@@ -440,18 +458,31 @@ class Guard:
             freqs.append(f)
             widths.append(w)
             intensities.append(i)
-        self._flag(state, now_s, "clamped", name, clamped, "demand outside the device's range")
+        return self._level_and_current(
+            name, state, tuple(freqs), tuple(widths), tuple(intensities), clamped, now_s
+        )
 
+    def _level_and_current(
+        self,
+        name: str,
+        state: _ChannelState,
+        freqs: tuple[float, ...],
+        widths: tuple[float, ...],
+        intensities: tuple[float, ...],
+        clamped: bool,
+        now_s: float,
+    ) -> VettedChannel:
+        if clamped or "clamped" in state.flags:
+            self._flag(state, now_s, "clamped", name, clamped, _CLAMPED)
         level = min(math.floor(state.level + 1e-9), state.ceiling_du)
-        cal = device.calibration
-        if cal is None:
+        if self._device.calibration is None:
             return VettedChannel(
                 seal=_SEAL,
                 name=name,
                 level_du=level,
-                frequency_hz=tuple(freqs),
-                pulse_width_us=tuple(widths),
-                intensity=tuple(intensities),
+                frequency_hz=freqs,
+                pulse_width_us=widths,
+                intensity=intensities,
             )
         return self._vet_calibrated(name, state, level, freqs, widths, intensities, now_s)
 
@@ -460,9 +491,9 @@ class Guard:
         name: str,
         state: _ChannelState,
         level: int,
-        freqs: list[float],
-        widths: list[float],
-        intensities: list[float],
+        freqs: tuple[float, ...],
+        widths: tuple[float, ...],
+        intensities: tuple[float, ...],
         now_s: float,
     ) -> VettedChannel:
         cal = self._device.calibration
@@ -470,10 +501,15 @@ class Guard:
         biphasic = self._device.biphasic
         area = self.limits.electrode_area_cm2
         # rms current per device unit of level, for the worst sample of the frame
-        worst = max(
-            i * cal.peak_ma_per_du * math.sqrt(electrical.duty_cycle(w, f, biphasic=biphasic))
-            for f, w, i in zip(freqs, widths, intensities, strict=True)
-        )
+        n = len(freqs)
+        if freqs.count(freqs[0]) == n and widths.count(widths[0]) == n:  # one rate and width
+            duty = electrical.duty_cycle(widths[0], freqs[0], biphasic=biphasic)
+            worst = max(intensities) * cal.peak_ma_per_du * math.sqrt(duty)
+        else:
+            worst = max(
+                i * cal.peak_ma_per_du * math.sqrt(electrical.duty_cycle(w, f, biphasic=biphasic))
+                for f, w, i in zip(freqs, widths, intensities, strict=True)
+            )
         cap_ma = state.max_rms_ma
         if area is not None:
             cap_ma = min(cap_ma, ABS_MAX_CURRENT_DENSITY_MA_PER_CM2 * area)
@@ -482,26 +518,22 @@ class Guard:
             level = allowed
             # the soft-started level follows the cap, so a lifted cap ramps, never jumps
             state.level = min(state.level, float(allowed))
-        self._flag(
-            state,
-            now_s,
-            "limited",
-            name,
-            state.target_du > allowed,
-            f"level held at {allowed} du or below: rms current cap {cap_ma:.2f} mA",
-        )
+        limited = state.target_du > allowed
+        if limited or "limited" in state.flags:
+            self._flag(
+                state,
+                now_s,
+                "limited",
+                name,
+                limited,
+                f"level held at {allowed} du or below: rms current cap {cap_ma:.2f} mA",
+            )
         peak = level * max(intensities) * cal.peak_ma_per_du
         rms = level * worst
         density = None if area is None else rms / area
-        self._flag(
-            state,
-            now_s,
-            "density_warning",
-            name,
-            density is not None and density >= CURRENT_DENSITY_WARN_MA_PER_CM2,
-            f"rms current density >= {CURRENT_DENSITY_WARN_MA_PER_CM2:g} mA/cm^2 "
-            "(IEC 60601-2-10 attention threshold)",
-        )
+        warn = density is not None and density >= CURRENT_DENSITY_WARN_MA_PER_CM2
+        if warn or "density_warning" in state.flags:
+            self._flag(state, now_s, "density_warning", name, warn, _DENSITY_WARNING)
         return VettedChannel(
             seal=_SEAL,
             name=name,

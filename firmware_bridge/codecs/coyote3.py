@@ -43,8 +43,6 @@ CHANNELS = ("A", "B")
 
 #: How long a rise may wait for the device's B1 before the device counts as not answering.
 ACK_TIMEOUT_S = 1.0
-#: On connect, strength is unknown (there is no read); we set zero and wait this long for B1.
-CONNECT_ACK_WAIT_S = 0.5
 
 
 def period_ms_to_byte(period_ms: int) -> int:
@@ -158,10 +156,14 @@ class Coyote3Codec:
         self._next_seq = seq % 15 + 1  # 1..15; 0 means "no reply wanted"
         return seq
 
-    def zero_command(self, now_s: float) -> bytes:
-        """Set both strengths to zero (absolute) and silence both waveforms."""
-        seq = self.take_seq()
-        self.pending_seq, self.pending_since_s = seq, now_s
+    def zero_command(self, now_s: float, *, want_reply: bool = True) -> bytes:
+        """Set both strengths to zero (absolute) and silence both waveforms.
+
+        ``want_reply=False`` sends sequence number 0: an absolute zero needs no
+        acknowledgement to be known, and a device already at zero would not send one."""
+        seq = self.take_seq() if want_reply else 0
+        self.pending_seq = seq or None
+        self.pending_since_s = now_s
         self.device_levels = {c: 0 for c in CHANNELS}
         silent = ((10,) * SAMPLES, (0,) * SAMPLES)
         return encode_b0(seq, MODE_SET, 0, MODE_SET, 0, silent, silent)
@@ -221,7 +223,6 @@ class Driver(DeviceDriver):
         super().__init__(profile, transport)
         self.codec = Coyote3Codec()
         self.protocol_errors = 0
-        self._acked = asyncio.Event()
 
     async def connect(self, limits: SessionLimits) -> None:
         loop = asyncio.get_running_loop()
@@ -241,15 +242,11 @@ class Driver(DeviceDriver):
         )
         async with self._write_lock:
             await self.transport.write(bf, endpoint=WRITE_CHAR)
-            self._acked.clear()
-            await self.transport.write(self.codec.zero_command(loop.time()), endpoint=WRITE_CHAR)
-        try:
-            await asyncio.wait_for(self._acked.wait(), CONNECT_ACK_WAIT_S)
-        except TimeoutError:
-            # No B1: the strengths were zero already (a B1 only follows a change). The write
-            # was delivered, and an absolute zero is always valid, so zero is what it holds.
-            self.codec.pending_seq = None
-        self.codec.device_levels = {"A": 0, "B": 0}
+            # Strength persists on the device and cannot be read: set it to an absolute zero.
+            # The write is acknowledged by the link, and an absolute zero is always valid, so
+            # zero is what the device holds; no B1 is needed (and none comes if it was zero).
+            zero = self.codec.zero_command(loop.time(), want_reply=False)
+            await self.transport.write(zero, endpoint=WRITE_CHAR)
 
     async def _write_frame(self, frame: VettedFrame) -> None:
         now = asyncio.get_running_loop().time()
@@ -270,6 +267,4 @@ class Driver(DeviceDriver):
             return
         if isinstance(event, BatteryReport):
             self.battery_percent = event.percent
-        elif self.codec.pending_seq is None:
-            self._acked.set()
         self._emit(event)

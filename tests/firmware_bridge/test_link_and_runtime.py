@@ -22,7 +22,8 @@ from tests.firmware_bridge.conftest import Rig
 
 
 def test_unknown_schemes_and_simulators_are_clear_errors() -> None:
-    with pytest.raises(UnknownDeviceError, match="known link kinds: sim:"):
+    kinds = "known link kinds: ble:, loop:, serial:, sim:, socket:"
+    with pytest.raises(UnknownDeviceError, match=kinds):
         make_transport("carrier-pigeon://x")
     with pytest.raises(UnknownDeviceError, match="simulators: coyote3"):
         simulator_factory("nosuch")
