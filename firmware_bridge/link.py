@@ -42,7 +42,10 @@ SimulatorFactory = Callable[[Clock], GattSimulator | ByteSimulator]
 
 #: simulator name -> (module, class); imported when first used
 SIMULATORS: dict[str, tuple[str, str]] = {
+    "coyote2": ("simulators.coyote2", "Coyote2Simulator"),
     "coyote3": ("simulators.coyote3", "Coyote3Simulator"),
+    "et312": ("simulators.et312", "Et312Simulator"),
+    "pulsepal": ("simulators.pulsepal", "PulsePalSimulator"),
 }
 
 
@@ -231,7 +234,7 @@ class SimulatorLink(Transport):
 
 
 #: simulators that speak a byte stream (serial devices); the others are GATT devices
-BYTE_STREAM_SIMULATORS: set[str] = set()
+BYTE_STREAM_SIMULATORS: set[str] = {"et312", "pulsepal"}
 
 
 def link_for_simulator(name: str, url: str | None = None) -> Transport:

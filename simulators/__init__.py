@@ -12,15 +12,21 @@ Device-specific constants (UUIDs, frame sizes) stay in their modules, e.g.
 """
 
 from simulators.clock import Clock, FunctionClock, VirtualClock, WallClock
+from simulators.coyote2 import Coyote2Simulator
 from simulators.coyote3 import Coyote3Simulator
+from simulators.et312 import Et312Simulator
+from simulators.pulsepal import PulsePalSimulator
 from simulators.record import DeliveredInterval, DeliveryRecord
 
 __all__ = [
     "Clock",
+    "Coyote2Simulator",
     "Coyote3Simulator",
     "DeliveredInterval",
     "DeliveryRecord",
+    "Et312Simulator",
     "FunctionClock",
+    "PulsePalSimulator",
     "VirtualClock",
     "WallClock",
 ]

@@ -70,7 +70,7 @@ def test_syntax_errors_and_missing_files(tmp_path: Path) -> None:
         parse_profile("[device\n", "x.toml")
     with pytest.raises(ProfileError, match="cannot read"):
         load_profile(tmp_path / "missing.toml")
-    with pytest.raises(ProfileError, match="unknown device 'nosuch'; built-in devices: .*coyote3"):
+    with pytest.raises(ProfileError, match=r"unknown device 'nosuch'; built-in devices: .*coyote3"):
         load_profile("nosuch")
     big = tmp_path / "big.toml"
     big.write_text("#" * 70_000)

@@ -25,7 +25,7 @@ def test_unknown_schemes_and_simulators_are_clear_errors() -> None:
     kinds = "known link kinds: ble:, loop:, serial:, sim:, socket:"
     with pytest.raises(UnknownDeviceError, match=kinds):
         make_transport("carrier-pigeon://x")
-    with pytest.raises(UnknownDeviceError, match="simulators: coyote3"):
+    with pytest.raises(UnknownDeviceError, match="simulators: coyote2, coyote3, et312, pulsepal"):
         simulator_factory("nosuch")
     with pytest.raises(ValueError, match="simulator or a factory"):
         SimulatorLink()
