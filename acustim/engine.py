@@ -94,11 +94,24 @@ class Engine:
             self.store = None
         self.devices: list[Device] = []
 
-    def connect(self, spec: str) -> Device:
-        """Open a device (no output yet: limits and zero are written when a session starts)."""
-        profile, transport = resolve_device(spec)
+    def connect(
+        self, spec: str | Transport, *, profile: DeviceProfile | str | None = None
+    ) -> Device:
+        """Open a device (no output yet: limits and zero are written when a session starts).
+
+        ``spec`` is a device spec (``sim:coyote3``, ``et312@/dev/ttyUSB0``) or an unopened
+        transport object, which then needs ``profile`` (an id or a loaded profile)."""
+        if isinstance(spec, Transport):
+            if profile is None:
+                raise UnknownDeviceError("a transport needs a device profile, e.g. 'coyote3'")
+            transport = spec
+            profile = load_profile(profile) if isinstance(profile, str) else profile
+            label = f"{profile.id}@{transport.url}"
+        else:
+            profile, transport = resolve_device(spec)
+            label = spec
         self.io.run(transport.open(), timeout_s=30.0)
-        device = Device(self, spec, profile, transport)
+        device = Device(self, label, profile, transport)
         self.devices.append(device)
         return device
 

@@ -44,9 +44,9 @@ class Transport(ABC):
             self._receiver(endpoint, data)
 
     def _lost(self, reason: str) -> None:
-        handler, self._on_disconnect = self._on_disconnect, None
-        if handler is not None:
-            handler(reason)
+        # each transport calls this once per lost connection; the handler stays for the next
+        if self._on_disconnect is not None:
+            self._on_disconnect(reason)
 
     @property
     @abstractmethod
