@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, replace
 from acustim.records import ChannelFrame, EventRow, FrameRow, RecordStore
 from device_profiles.profile import DeviceProfile
 from firmware_bridge.driver import DeviceDriver
-from firmware_bridge.events import BatteryReport, DeviceEvent, LinkLost, StrengthReport
+from firmware_bridge.events import (
+    BatteryReport,
+    DeviceEvent,
+    DeviceNotice,
+    LinkLost,
+    StrengthReport,
+)
 from firmware_bridge.streamer import Streamer, StreamResult, StreamStats
 from safety.guard import Guard, Notice, Phase, VettedFrame
 from safety.limits import SessionLimits, resolve_limits
@@ -135,6 +141,9 @@ class ProgramSource:
 
 NoticeHandler = Callable[[str, str], None]  # (kind, message)
 
+#: At or below this, a low-battery notice is shown and recorded.
+LOW_BATTERY_PERCENT = 15
+
 
 class SessionRunner:
     """Runs one session to its end on the IO loop."""
@@ -182,6 +191,7 @@ class SessionRunner:
         self._finishing = False
         self._reconnect_task: asyncio.Task[None] | None = None
         self._p99_cache_ms: float | None = None
+        self._battery_percent: int | None = None
         self.result: StreamResult | None = None
         self.record_error: str | None = None
 
@@ -374,7 +384,20 @@ class SessionRunner:
                         self.guard.device_level(name, event.levels_du[name], now)
                 self._event("device_level", "device changed its levels", dict(event.levels_du))
         elif isinstance(event, BatteryReport):
-            self._event("battery", f"battery {event.percent} %", {"percent": event.percent})
+            if event.percent != self._battery_percent:
+                self._battery_percent = event.percent
+                self._event("battery", f"battery {event.percent} %", {"percent": event.percent})
+                if event.percent <= LOW_BATTERY_PERCENT:
+                    self._event(
+                        "low_battery",
+                        f"device battery low ({event.percent} %): output may weaken or stop",
+                        {"percent": event.percent},
+                    )
+        elif isinstance(event, DeviceNotice):
+            self._event(event.kind, event.message, dict(event.data))
+            if event.kind == "electrode_off" and self.streamer is not None:
+                # current would jump when the electrode touches again: zero until re-raised
+                self.pause()
         elif isinstance(event, LinkLost):
             self.guard.link_lost(now, event.reason)
             for notice in self.guard.drain_notices():
