@@ -192,6 +192,7 @@ class SessionRunner:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._p99_cache_ms: float | None = None
         self._battery_percent: int | None = None
+        self.reconnects = 0
         self.result: StreamResult | None = None
         self.record_error: str | None = None
 
@@ -274,7 +275,13 @@ class SessionRunner:
             for name, level in self.config.levels_du.items():
                 self.guard.set_level(name, level, self._t0)
                 self._event("level", f"{name} set to {level} du", {name: level})
-        self.streamer = Streamer(self.driver, self.guard, self._demand, on_frame=self._frame_sent)
+        self.streamer = Streamer(
+            self.driver,
+            self.guard,
+            self._demand,
+            on_frame=self._frame_sent,
+            on_link_lost=self._write_found_link_lost if self.config.reconnect_s > 0 else None,
+        )
         self.status = replace(self.status, state="running", session_id=self.session_id)
         self.result = await self.streamer.run()
 
@@ -399,6 +406,8 @@ class SessionRunner:
                 # current would jump when the electrode touches again: zero until re-raised
                 self.pause()
         elif isinstance(event, LinkLost):
+            if self._reconnect_task is not None and not self._reconnect_task.done():
+                return  # already reconnecting (a failed write reported it first)
             self.guard.link_lost(now, event.reason)
             for notice in self.guard.drain_notices():
                 self._notice(notice)
@@ -414,6 +423,9 @@ class SessionRunner:
                 )
             else:
                 streamer.end("fault", f"device link lost: {event.reason}")
+
+    def _write_found_link_lost(self, reason: str) -> None:
+        self._device_event(LinkLost(reason))
 
     async def _reconnect(self, reason: str) -> None:
         loop = asyncio.get_running_loop()
@@ -436,6 +448,7 @@ class SessionRunner:
                 continue
             self.guard.confirm_limits_written()
             self.streamer.link_up = True
+            self.reconnects += 1
             self._event(
                 "reconnected",
                 "reconnected: device limits written again; levels are at zero, "

@@ -42,7 +42,7 @@ class BleTransport(Transport):
         self._closing = False
         client = BleakClient(
             self.address,
-            disconnected_callback=self._on_disconnect,
+            disconnected_callback=self._disconnected,
             timeout=CONNECT_TIMEOUT_S,
             backend=self.backend,
         )
@@ -56,7 +56,9 @@ class BleTransport(Transport):
             ) from None
         self._client = client
 
-    def _on_disconnect(self, client: Any) -> None:
+    def _disconnected(self, client: Any) -> None:
+        if client is not self._client:
+            return  # a stale callback for a client this transport has already replaced
         if not self._closing and self._client is not None:
             self._client = None
             self._lost(f"BLE device {self.address} disconnected")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from firmware_bridge.driver import DeviceDriver
+from firmware_bridge.errors import TransportClosed
 from safety.guard import Guard, Phase, VettedFrame
 from waveforms.errors import AcustimError
 from waveforms.program import ChannelDemand
@@ -73,6 +74,7 @@ class Streamer:
         source: DemandSource,
         *,
         on_frame: FrameHandler | None = None,
+        on_link_lost: Callable[[str], None] | None = None,
         watchdog_s: float | None = None,
         write_timeout_s: float | None = None,
     ) -> None:
@@ -80,6 +82,9 @@ class Streamer:
         self.guard = guard
         self.source = source
         self.on_frame = on_frame
+        #: given: a closed link pauses writing and is reported here (the caller reconnects);
+        #: not given: a closed link ends the stream as a fault
+        self.on_link_lost = on_link_lost
         self.period_s = driver.frame_period_s
         #: the first frames go out at once to fill the device's queue (see the profile)
         self.frames_ahead = driver.profile.frames_ahead
@@ -224,6 +229,14 @@ class Streamer:
                 try:
                     async with asyncio.timeout(self.write_timeout_s):
                         await self.driver.send(frame)
+                except TransportClosed as exc:
+                    if self.on_link_lost is None:
+                        raise
+                    # the link went before its disconnect callback arrived: same handling
+                    self.link_up = False
+                    self.on_link_lost(str(exc))
+                    i += 1
+                    continue
                 except TimeoutError:
                     raise WatchdogTrip(
                         f"a frame write took over {self.write_timeout_s * 1000:.0f} ms: "

@@ -177,9 +177,10 @@ class Coyote3Codec:
         for ch in frame.channels:
             wanted[ch.name] = ch.level_du
             freqs = tuple(frequency_to_byte(f) for f in ch.frequency_hz)
+            # The waveform does not depend on the level: output is strength x intensity, and
+            # strength (applied on arrival) is what the guard ramps. Zeroing the waveform at
+            # level 0 would let output jump when a queued waveform catches up with strength.
             intensities = tuple(min(100, max(0, round(i * 100))) for i in ch.intensity)
-            if ch.level_du == 0:
-                intensities = (0,) * SAMPLES
             waves[ch.name] = (freqs, intensities)
 
         known = self.device_levels

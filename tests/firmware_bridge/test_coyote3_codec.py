@@ -149,7 +149,7 @@ def test_rises_wait_for_b1_and_falls_do_not() -> None:
     fall = codec.encode(vetted(g, 3.0), 3.0)
     assert (fall[1] >> 2) & 3 == C.MODE_SET
     assert fall[2] == 0
-    assert fall[8:12] == bytes(4)
+    assert fall[8:12] == bytes([50] * 4)  # the waveform goes on; strength 0 silences it
 
 
 def test_b1_with_the_pending_seq_clears_it_and_wheel_is_by_device() -> None:
