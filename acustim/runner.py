@@ -193,6 +193,8 @@ class SessionRunner:
         self._p99_cache_ms: float | None = None
         self._battery_percent: int | None = None
         self.reconnects = 0
+        #: the last frame the device took was a zero frame (nothing was sent: also zero)
+        self.zero_confirmed = True
         self.result: StreamResult | None = None
         self.record_error: str | None = None
 
@@ -256,6 +258,12 @@ class SessionRunner:
             self.result = StreamResult("fault", f"session failed: {_describe(exc)}")
         assert self.result is not None
         await self._close_quietly()
+        if not self.zero_confirmed and not self.profile.stops_when_host_silent:
+            self.result = StreamResult(
+                self.result.outcome,
+                f"{self.result.reason}; WARNING: zero output was not confirmed and "
+                f"{self.profile.name} keeps stimulating by itself: switch it off at the device",
+            )
         self._event("end", f"session {self.result.outcome}: {self.result.reason}")
         if self.store is not None and self.session_id is not None:
             try:
@@ -312,6 +320,7 @@ class SessionRunner:
         return demand
 
     def _frame_sent(self, index: int, frame: VettedFrame, lateness_s: float) -> None:
+        self.zero_confirmed = frame.zero
         t_s = frame.t_s - self._t0
         for notice in self.guard.drain_notices():
             self._notice(notice)

@@ -63,8 +63,9 @@ class ByteStreamLink(Transport):
     """An in-process serial line to a byte-stream simulator (a null modem).
 
     The device's replies come back through the loop in the chunks the simulator emits, so a
-    driver must parse a stream, exactly as on a real port. Fault hooks: ``latency_s``, a
-    ``manipulate`` function over host->device bytes (drop, corrupt, split), ``drop()``.
+    driver must parse a stream, exactly as on a real port. Fault hooks: ``latency_s`` (both
+    ways), ``manipulate`` / ``manipulate_replies`` functions over the bytes of each direction
+    (drop, corrupt), ``split_writes`` (deliver host bytes one at a time), ``drop()``.
     """
 
     def __init__(
@@ -85,6 +86,8 @@ class ByteStreamLink(Transport):
         self.latency_s = 0.0
         self.refuse_open = False
         self.manipulate: Callable[[bytes], bytes] | None = None
+        self.manipulate_replies: Callable[[bytes], bytes] | None = None
+        self.split_writes = False
         self.writes = 0
 
     @property
@@ -129,13 +132,22 @@ class ByteStreamLink(Transport):
                 raise TransportClosed(f"{self.url}: port lost during a write")
         self.writes += 1
         payload = bytes(data) if self.manipulate is None else self.manipulate(bytes(data))
-        if payload:
+        if self.split_writes:
+            for k in range(len(payload)):
+                self.simulator.feed(payload[k : k + 1])
+                await asyncio.sleep(0)  # let replies to a partial packet (there are none) run
+        elif payload:
             self.simulator.feed(payload)
 
     def _emitted(self, data: bytes) -> None:
         loop = self._loop
+        if self.manipulate_replies is not None:
+            data = self.manipulate_replies(bytes(data))
         if loop is not None and self._open and data:
-            loop.call_soon(self._deliver_if_open, bytes(data))
+            if self.latency_s > 0:
+                loop.call_later(self.latency_s, self._deliver_if_open, bytes(data))
+            else:
+                loop.call_soon(self._deliver_if_open, bytes(data))
 
     def _deliver_if_open(self, data: bytes) -> None:
         if self._open:
