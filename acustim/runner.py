@@ -27,6 +27,7 @@ from firmware_bridge.events import (
     StrengthReport,
 )
 from firmware_bridge.streamer import Streamer, StreamResult, StreamStats
+from safety.errors import LimitError
 from safety.guard import Guard, Notice, Phase, VettedFrame
 from safety.limits import SessionLimits, resolve_limits
 from waveforms.errors import AcustimError
@@ -139,6 +140,42 @@ class ProgramSource:
         return demand
 
 
+def check_program_fits(
+    program: Program, profile: DeviceProfile, source: ProgramSource
+) -> list[str]:
+    """Refuse a program the device cannot deliver as written; return notes for what it
+    delivers differently but safely (shorter pulses)."""
+    r = source.rendered
+    f_lo, f_hi = profile.limits.frequency_range_hz
+    w_lo, w_hi = profile.limits.pulse_width_range_us
+    notes: list[str] = []
+    for k, name in enumerate(r.channel_names):
+        active = r.intensity[k] > 0
+        if not active.any():
+            continue
+        freqs = r.frequency_hz[k][active]
+        if freqs.min() < f_lo - 1e-9 or freqs.max() > f_hi + 1e-9:
+            raise LimitError(
+                f"program {program.name} needs {freqs.min():g}..{freqs.max():g} Hz on channel "
+                f"{name}; {profile.name} delivers {f_lo:g}..{f_hi:g} Hz. Choose another program "
+                "or device."
+            )
+        if profile.pulse_width_controlled:
+            widths = r.pulse_width_us[k][active]
+            if widths.min() < w_lo - 1e-9:
+                raise LimitError(
+                    f"program {program.name} asks for {widths.min():g} us pulses on channel "
+                    f"{name}; {profile.name} cannot go below {w_lo:g} us (longer pulses would "
+                    "deliver more charge than the program intends)"
+                )
+            if widths.max() > w_hi + 1e-9:
+                notes.append(
+                    f"{name}: {profile.name} delivers pulses of at most {w_hi:g} us; the "
+                    f"program's {widths.max():g} us pulses are shortened (less charge)"
+                )
+    return notes
+
+
 NoticeHandler = Callable[[str, str], None]  # (kind, message)
 
 #: At or below this, a low-battery notice is shown and recorded.
@@ -182,6 +219,8 @@ class SessionRunner:
         self.source = ProgramSource(
             config.program, profile.limits.sample_period_s, profile.limits.samples_per_frame
         )
+        #: said once at the start (e.g. pulse widths the device delivers shorter)
+        self.start_notes: list[str] = check_program_fits(config.program, profile, self.source)
         self.streamer: Streamer | None = None
         self.session_id: int | None = None
         self.status = SessionStatus(
@@ -279,6 +318,8 @@ class SessionRunner:
         program = self.config.program
         self.guard.start(self._t0)
         self._event("start", f"session started: {program.name} on {self.device_label}")
+        for note in self.start_notes:
+            self._event("pulse_width", note)
         if not self.source.paused:  # a pause while connecting keeps every level at zero
             for name, level in self.config.levels_du.items():
                 self.guard.set_level(name, level, self._t0)

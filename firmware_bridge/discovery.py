@@ -57,7 +57,10 @@ async def scan_ble(timeout_s: float = 5.0) -> list[Found]:
     try:
         devices = await BleakScanner.discover(timeout=timeout_s)
     except (TimeoutError, BleakError, OSError) as exc:
-        raise TransportError(f"Bluetooth scan failed: {exc}") from None
+        raise TransportError(
+            f"Bluetooth scan failed ({exc}): is there a Bluetooth adapter, and is BlueZ "
+            "(bluetoothd) running with D-Bus?"
+        ) from None
     except Exception as exc:  # e.g. no D-Bus / no BlueZ: bleak raises various errors
         raise TransportError(
             f"Bluetooth is not available here: {type(exc).__name__}: {exc}"

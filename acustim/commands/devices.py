@@ -1,0 +1,56 @@
+"""``acustim devices``: what can be connected: simulators, serial ports, BLE devices nearby.
+
+Lists only; never opens a device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any, TextIO
+
+from acustim.commands._common import EXIT_OK
+from device_profiles.profile import builtin_profile_ids, load_profile
+from firmware_bridge import discovery
+from firmware_bridge.errors import TransportError
+
+
+def cmd_devices(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    print("device models:", file=out)
+    for ident in builtin_profile_ids():
+        p = load_profile(ident)
+        own = "stops by itself" if p.stops_when_host_silent else "KEEPS RUNNING if the host stops"
+        cal = "calibrated" if p.calibrated else "uncalibrated"
+        print(f"  {p.id:<10} {p.name} ({p.link}, {cal}, {own})", file=out)
+    print("simulators:", file=out)
+    for found in discovery.simulators():
+        print(f"  {found.spec:<28} {found.label}", file=out)
+    ports = discovery.serial_ports()
+    print("serial ports:" + ("" if ports else " none found"), file=out)
+    for found in ports:
+        print(f"  {found.spec:<28} {found.label}", file=out)
+    if args.ble:
+        try:
+            nearby = asyncio.run(discovery.scan_ble(args.scan_s))
+        except TransportError as exc:
+            print(f"BLE: {exc}", file=err)
+        else:
+            print("BLE devices:" + ("" if nearby else " none found"), file=out)
+            for found in nearby:
+                print(f"  {found.spec:<28} {found.label}", file=out)
+    print("use a spec with: acustim run PROGRAM --device SPEC", file=out)
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    devices = sub.add_parser(
+        "devices",
+        help="list device models, simulators, serial ports and (with --ble) BLE devices",
+        description="List what acustim can connect to. Each line starts with the spec to give "
+        "'acustim run --device'.",
+    )
+    devices.add_argument("--ble", action="store_true", help="also scan for BLE devices")
+    devices.add_argument(
+        "--scan-s", type=float, default=5.0, metavar="S", help="BLE scan time (default 5 s)"
+    )
+    devices.set_defaults(func=cmd_devices)
