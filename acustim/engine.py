@@ -234,8 +234,10 @@ class Session:
         self._io.call(lambda: self.runner.set_level(channel, level_du))
 
     def pause(self) -> None:
-        """Zero output now and hold the program; raising a level resumes."""
-        self._io.call(self.runner.pause)
+        """Zero output now and hold the program; raising a level resumes. Never blocks the
+        caller (a GUI thread)."""
+        if not self.done and self._io.alive:
+            self._io.call_soon(self.runner.pause)
 
     def stop(self, reason: str = "stopped by the practitioner") -> None:
         """Emergency stop: the zero frame goes on the wire at once and the session ends.

@@ -10,7 +10,9 @@ failure. ``BENCHMARKS`` maps each name to its ``run(quick)`` function, in the or
   link and to zero output at the simulator (target p99 <= 5 ms);
 - ``guard_throughput``: ``Guard.vet`` frames/s, uncalibrated and calibrated, and the Coyote 3
   codec (target >= 50,000 frames/s);
-- ``render_speed``: program seconds rendered per CPU second (target >= 1000x real time).
+- ``render_speed``: program seconds rendered per CPU second (target >= 1000x real time);
+- ``device_estop``: per device and hosting, an emergency stop to the zero frame on the wire and
+  to zero output at the simulator (target p99 within one device frame).
 
 Never imported by the application; never writes session records.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import _estop, _guard, _lateness, _render
+from bench import _devices, _estop, _guard, _lateness, _render
 from bench._common import BenchReport, TargetReport, machine
 
 BenchFn = Callable[[bool], BenchReport]
@@ -29,6 +31,7 @@ BENCHMARKS: dict[str, BenchFn] = {
     _estop.NAME: _estop.run,
     _guard.NAME: _guard.run,
     _render.NAME: _render.run,
+    _devices.NAME: _devices.run,
 }
 
 __all__ = ["BENCHMARKS", "BenchFn", "BenchReport", "TargetReport", "machine"]

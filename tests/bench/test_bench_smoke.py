@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ("frame_lateness", "estop_latency", "guard_throughput", "render_speed")
+NAMES = ("frame_lateness", "estop_latency", "guard_throughput", "render_speed", "device_estop")
 
 
 def _is_number(value: object) -> bool:
@@ -81,3 +81,26 @@ def test_quick_run_measured_the_key_figures(quick_run: dict[str, Any]) -> None:
         ("render_speed", "x_realtime"),
     ):
         assert not math.isnan(b[name]["figures"][figure]), (name, figure)
+
+
+DEVICE_CASES = (
+    "coyote3_inproc",
+    "coyote3_ble",
+    "coyote2_inproc",
+    "coyote2_ble",
+    "et312_inproc",
+    "et312_pty",
+    "pulsepal_inproc",
+    "pulsepal_pty",
+)
+
+
+def test_quick_run_measured_every_device_and_hosting(quick_run: dict[str, Any]) -> None:
+    """Each case stopped at least once and has both latencies; the target is not checked."""
+    figures = quick_run["benchmarks"]["device_estop"]["figures"]
+    for case in DEVICE_CASES:
+        assert figures[f"{case}_stops"] >= 1, case
+        assert figures[f"{case}_frame_period_ms"] > 0, case
+        for figure in ("wire_p50_ms", "wire_p99_ms", "sim_zero_p50_ms", "sim_zero_p99_ms"):
+            value = figures[f"{case}_{figure}"]
+            assert _is_number(value) and not math.isnan(value), (case, figure)
