@@ -589,7 +589,8 @@ class Driver(DeviceDriver):
         if not self._ready:
             raise TransportClosed("et312: not connected; connect() must finish before frames")
         await self._write_all(self.codec.frame_writes(frame))
-        await self._poll()
+        if not frame.zero:  # a stop must not wait behind reads: polls follow output frames
+            await self._poll()
 
     async def _poll(self) -> None:
         """After a frame's writes: the front knobs every second, the battery every ten."""
