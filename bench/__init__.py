@@ -12,7 +12,9 @@ failure. ``BENCHMARKS`` maps each name to its ``run(quick)`` function, in the or
   codec (target >= 50,000 frames/s);
 - ``render_speed``: program seconds rendered per CPU second (target >= 1000x real time);
 - ``device_estop``: per device and hosting, an emergency stop to the zero frame on the wire and
-  to zero output at the simulator (target p99 within one device frame).
+  to zero output at the simulator (target p99 within one device frame);
+- ``gui_refresh``: plot refresh with 4 channels over 30 s windows (target <= 10 ms) and stream
+  lateness while the window refreshes (target p99 <= 2 ms).
 
 Never imported by the application; never writes session records.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import _devices, _estop, _guard, _lateness, _render
+from bench import _devices, _estop, _guard, _gui, _lateness, _render
 from bench._common import BenchReport, TargetReport, machine
 
 BenchFn = Callable[[bool], BenchReport]
@@ -32,6 +34,7 @@ BENCHMARKS: dict[str, BenchFn] = {
     _guard.NAME: _guard.run,
     _render.NAME: _render.run,
     _devices.NAME: _devices.run,
+    _gui.NAME: _gui.run,
 }
 
 __all__ = ["BENCHMARKS", "BenchFn", "BenchReport", "TargetReport", "machine"]

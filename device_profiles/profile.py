@@ -47,6 +47,8 @@ class DeviceProfile:
     #: Frames the stream keeps queued in the device ahead of playback, so a late frame does
     #: not leave a gap. Strength changes (and the emergency zero) still apply on arrival.
     frames_ahead: int = 0
+    #: what one device unit of level is on this model ("du" for abstract steps, "mV", ...)
+    level_unit: str = "du"
     source_path: str = ""
 
     @property
@@ -181,6 +183,7 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
     out = table("output")
     channels = out.texts("channels")
     level_max = out.integer("level_max_du", 1, 1_000_000)
+    level_unit = out.text("level_unit", "du")
     f_lo = out.number("frequency_min_hz", 0.0, 1e6)
     f_hi = out.number("frequency_max_hz", 0.0, 1e6)
     pw_controlled = out.flag("pulse_width_controlled", True)
@@ -249,5 +252,6 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
         serial_baud=baud,
         device_settings=settings,
         frames_ahead=ahead,
+        level_unit=level_unit,
         source_path=source,
     )

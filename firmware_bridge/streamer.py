@@ -42,7 +42,8 @@ class StreamStats:
     """Live figures of one stream (read by status displays; written only on the loop)."""
 
     frames_sent: int = 0
-    frames_skipped: int = 0
+    frames_skipped: int = 0  # late: their deadline passed, never sent
+    frames_trimmed: int = 0  # left out after an out-of-band zero, to keep the device queue depth
     last_lateness_s: float = 0.0
     max_lateness_s: float = 0.0
     recent_lateness_s: deque[float] = field(default_factory=lambda: deque(maxlen=600))
@@ -218,7 +219,7 @@ class Streamer:
                     t0 = now - max(0, i - self.frames_ahead) * period
                 if self._drop_next:
                     self._drop_next = False
-                    self.stats.frames_skipped += 1
+                    self.stats.frames_trimmed += 1
                     i += 1
                     continue
                 frame = self.guard.vet(self.source(i, now), now)

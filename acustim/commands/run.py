@@ -135,10 +135,12 @@ def _run_session(
         f"({profile.name}, {'calibrated' if profile.calibrated else 'uncalibrated'})",
         file=out,
     )
+    unit = profile.level_unit
     ceil = " ".join(f"{c.name}<={c.ceiling_du}" for c in limits.channels)
     lv = " ".join(f"{k}={v}" for k, v in levels.items()) or "none (all channels at 0)"
     print(
-        f"  levels {lv} du; ceilings {ceil} du; soft start {limits.rise_du_per_s:g} du/s; "
+        f"  levels {lv} {unit}; ceilings {ceil} {unit}; "
+        f"soft start {limits.rise_du_per_s:g} {unit}/s; "
         f"length {_clock(session.status().total_s)}",
         file=out,
     )

@@ -1,0 +1,716 @@
+"""The practitioner's window: wires the panels to the engine the CLI uses.
+
+Everything that reaches a device goes through ``acustim.engine`` (``Engine``, ``Device``,
+``Session``); the GUI thread never touches a transport, the guard or the streamer. From the IO
+thread, frames go into a ``LiveBuffer`` (``on_frame``) and notices into a queued Qt signal
+(``on_notice``); a ~30 Hz timer on the GUI thread reads the buffer and the session status.
+Slow work (connect, disconnect, BLE scan) runs off the GUI thread and reports back by signal.
+
+STOP is always in reach: the red button, and Space and Esc as application-wide shortcuts
+while a session is live, whatever widget has focus. Closing the window stops output first,
+then closes the engine. The window owns no logic of its own about output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from acustim.engine import Device, Engine, Session, load_program
+from acustim.live import LiveBuffer
+from firmware_bridge.discovery import Found, scan_ble, serial_ports, simulators
+from gui import theme
+from gui.bridge import Bridge
+from gui.panels.channels import ChannelsPanel
+from gui.panels.common import Card, muted
+from gui.panels.device import DevicePanel
+from gui.panels.log import EventLog
+from gui.panels.program import ProgramPanel
+from gui.panels.session import SessionHeader
+from gui.plots import WINDOW_S, LivePlots
+from safety.limits import SessionLimits, resolve_limits
+from waveforms.builtin import builtin_names, builtin_programs
+from waveforms.errors import AcustimError
+from waveforms.program import Program
+
+REFRESH_MS = 33  # ~30 Hz
+STOP_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Escape)
+#: how long closing waits for the session to end (its zero frame goes out at once)
+CLOSE_WAIT_S = 3.0
+
+Confirm = Callable[[str, str], bool]
+#: Link states in which a session may start. "idle": the engine closes the link when a
+#: session ends and the next session opens it again (with the device's limits, then zero).
+READY_LINKS = ("connected", "idle")
+
+
+def ask(parent: QWidget) -> Confirm:
+    """The default confirmation: a modal question, "No" unless the practitioner says yes."""
+
+    def confirm(title: str, text: str) -> bool:
+        answer = QMessageBox.warning(
+            parent,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    return confirm
+
+
+def program_max_frequency_hz(program: Program) -> float:
+    rates = [0.0]
+    for channel in program.channels:
+        for seg in channel.segments:
+            rates.append(seg.high_hz if seg.kind == "dense_disperse" else seg.frequency_hz)
+    return max(rates)
+
+
+class _StopKeyFilter(QObject):
+    """While a session is live, no widget may claim Space or Esc for itself (a spin box or a
+    combo box would otherwise keep the key): the STOP shortcut always gets it."""
+
+    def __init__(self, live: Callable[[], bool], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._live = live
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.key() in STOP_KEYS
+            and event.modifiers() == Qt.KeyboardModifier.NoModifier
+            and self._live()
+        ):
+            event.ignore()  # not claimed by the focus widget: the shortcut fires
+            return True
+        return False
+
+
+class MainWindow(QMainWindow):
+    """One window, one engine, one device at a time, one session at a time."""
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        device: str | None = "sim:coyote3",
+        program: str | None = None,
+        confirm: Confirm | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("acustim")
+        self.setMinimumSize(1200, 760)
+        self.resize(1440, 900)
+        self.engine = engine if engine is not None else Engine(virtual_time=False)
+        self.bridge = Bridge(self)
+        self.confirm: Confirm = confirm or ask(self)
+        self.device: Device | None = None
+        self.session: Session | None = None
+        self.live: LiveBuffer | None = None
+        self.program: Program | None = None
+        self.limits: SessionLimits | None = None
+        self.link_state = "disconnected"
+        self.busy = False
+        self.closed = False
+        self._workers: list[threading.Thread] = []
+        self._end_handled = True
+        self._result: tuple[str, str] | None = None
+        self._sent: dict[str, int] = {}
+        self._seen_targets: dict[str, int] = {}
+        self._build()
+        self._wire()
+
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.refresh_timer.setInterval(REFRESH_MS)
+        self.refresh_timer.timeout.connect(self.refresh)
+        self.refresh_timer.start()
+
+        self.refresh_devices(select=device)
+        first = program or "tmj-jaw-pain-left"
+        if first not in builtin_names():
+            try:
+                loaded = load_program(first)
+            except AcustimError as exc:
+                self.log.add("error", str(exc), "danger")
+                first = "tmj-jaw-pain-left"
+            else:
+                self.program_panel.add_program(loaded)
+                first = loaded.name
+        self.program_panel.select(first)
+        self._update_controls()
+        if device:
+            QTimer.singleShot(0, lambda: self.connect_device(device))
+
+    # --- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QWidget()
+        central.setObjectName("central")
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(14, 12, 14, 10)
+        outer.setSpacing(12)
+        self.header = SessionHeader()
+        outer.addWidget(self.header)
+
+        columns = QHBoxLayout()
+        columns.setSpacing(12)
+        left = QVBoxLayout()
+        left.setSpacing(12)
+        self.device_panel = DevicePanel()
+        self.log = EventLog()
+        left.addWidget(self.device_panel)
+        left.addWidget(self.log, 1)
+        left_box = QWidget()
+        left_box.setLayout(left)
+        left.setContentsMargins(0, 0, 0, 0)
+        left_box.setFixedWidth(320)
+        columns.addWidget(left_box)
+
+        middle = QVBoxLayout()
+        middle.setSpacing(12)
+        self.channels = ChannelsPanel()
+        self.ramp_note = muted("")
+        self.channels.body.addWidget(self.ramp_note)
+        middle.addWidget(self.channels)
+        plots_card = Card("Live output")
+        self.plots = LivePlots()
+        plots_card.body.addWidget(self.plots, 1)
+        middle.addWidget(plots_card, 1)
+        columns.addLayout(middle, 1)
+
+        self.program_panel = ProgramPanel(builtin_programs())
+        self.program_panel.setFixedWidth(390)
+        columns.addWidget(self.program_panel)
+        outer.addLayout(columns, 1)
+        self.setCentralWidget(central)
+
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        self.status_link = QLabel()
+        self.status_session = QLabel()
+        self.status_lateness = QLabel()
+        for label in (self.status_link, self.status_session, self.status_lateness):
+            bar.addWidget(label)
+
+        self.stop_shortcuts: list[QShortcut] = []
+        for key in STOP_KEYS:
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+            shortcut.activated.connect(self.emergency_stop)
+            self.stop_shortcuts.append(shortcut)
+        self._key_filter = _StopKeyFilter(lambda: self.session_live, self)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self._key_filter)
+
+    def _wire(self) -> None:
+        self.header.start_requested.connect(self.start_session)
+        self.header.pause_requested.connect(self.pause_session)
+        self.header.stop_requested.connect(self.emergency_stop)
+        self.device_panel.connect_requested.connect(self.connect_device)
+        self.device_panel.disconnect_requested.connect(self.disconnect_device)
+        self.device_panel.scan_requested.connect(self.scan_ble)
+        self.device_panel.refresh_requested.connect(lambda: self.refresh_devices())
+        self.program_panel.program_changed.connect(self._program_chosen)
+        self.channels.level_changed.connect(self._level_changed)
+        self.bridge.notice.connect(self._notice)
+
+    # --- state -----------------------------------------------------------------------------------
+    @property
+    def session_live(self) -> bool:
+        return self.session is not None and not self.session.done
+
+    def _update_controls(self) -> None:
+        live = self.session_live
+        connected = self.device is not None and self.link_state in READY_LINKS
+        self.device_panel.set_busy(
+            self.busy,
+            connected_spec=self.device.spec if connected and self.device else None,
+            session_live=live,
+        )
+        self.program_panel.combo.setEnabled(not live)
+        self.header.start_button.setEnabled(
+            not live and connected and self.limits is not None and not self.closed
+        )
+        self.header.pause_button.setEnabled(live)
+        for card in self.channels.cards.values():
+            card.set_running(live)
+        for shortcut in self.stop_shortcuts:
+            shortcut.setEnabled(live)
+
+    # --- devices ---------------------------------------------------------------------------------
+    def refresh_devices(self, select: str | None = None) -> None:
+        """List simulators and serial ports (this opens nothing)."""
+        found: list[Found] = list(simulators())
+        try:
+            found += serial_ports()
+        except Exception as exc:  # no pyserial port listing on this system: say so
+            self.log.add("error", f"could not list serial ports: {exc}", "warn")
+        ble = [f for f in self.device_panel.found if f.kind == "ble"]
+        self.device_panel.set_found(found + ble, select=select)
+
+    def connect_device(self, spec: str) -> None:
+        if self.session_live or self.busy or self.closed:
+            return
+        old = self.device
+        self.busy = True
+        self.link_state = "connecting"
+        self.device_panel.set_link("connecting")
+        self.device_panel.message.clear_message()
+        self._update_controls()
+        engine = self.engine
+
+        def work() -> Device:
+            if old is not None:
+                old.close()
+            return engine.connect(spec)
+
+        def done(device: Any, error: BaseException | None) -> None:
+            self._connected(spec, device, error)
+
+        self._start_worker(work, done, "acustim-gui-connect")
+
+    def _connected(self, spec: str, device: Any, error: BaseException | None) -> None:
+        self.busy = False
+        if self.closed:
+            return
+        if error is not None or not isinstance(device, Device):
+            self.device = None
+            self.link_state = "disconnected"
+            self.device_panel.set_link("disconnected")
+            self.device_panel.set_device(None)
+            self.device_panel.message.show_message(f"Could not connect: {error}", "danger")
+            self.log.add("error", f"could not connect to {spec}: {error}", "danger")
+        else:
+            self.device = device
+            self.link_state = "connected"
+            self.device_panel.set_link("connected")
+            self.device_panel.set_device(device.profile, spec)
+            self.log.add("connected", f"connected to {device.profile.name} ({spec})", "ok")
+        self._preview()
+        self._update_controls()
+
+    def disconnect_device(self) -> None:
+        device = self.device
+        if device is None or self.session_live or self.busy:
+            return
+        self.busy = True
+        self._update_controls()
+
+        def done(_: Any, error: BaseException | None) -> None:
+            self.busy = False
+            if self.closed:
+                return
+            self.device = None
+            self.link_state = "disconnected"
+            self.device_panel.set_link("disconnected")
+            self.device_panel.set_device(None)
+            self.log.add("disconnected", f"disconnected from {device.spec}")
+            if error is not None:
+                self.log.add("error", f"closing the link: {error}", "warn")
+            self._preview()
+            self._update_controls()
+
+        self._start_worker(device.close, done, "acustim-gui-disconnect")
+
+    def _start_worker(
+        self,
+        work: Callable[[], Any],
+        done: Callable[[Any, BaseException | None], None],
+        name: str,
+    ) -> None:
+        self._workers = [t for t in self._workers if t.is_alive()]
+        self._workers.append(self.bridge.run_in_thread(work, done, name=name))
+
+    def scan_ble(self) -> None:
+        """Scan for BLE stimulators on the IO thread; the result comes back by signal."""
+        if self.closed:
+            return
+        self.busy = True
+        self.device_panel.message.show_message("Scanning for Bluetooth devices…", "info")
+        self._update_controls()
+        report = self.bridge.callback(self._scanned)
+        future = self.engine.io.submit(scan_ble(timeout_s=4.0))
+
+        def finished(f: Any) -> None:
+            if f.cancelled():
+                report(None, RuntimeError("scan cancelled"))
+                return
+            error = f.exception()
+            report(None if error else f.result(), error)
+
+        future.add_done_callback(finished)
+
+    def _scanned(self, found: Any, error: BaseException | None) -> None:
+        self.busy = False
+        if self.closed:
+            return
+        if error is not None:
+            self.device_panel.message.show_message(str(error), "warn")
+            self.log.add("error", f"Bluetooth scan: {error}", "warn")
+        else:
+            items = list(found or [])
+            self.device_panel.add_found(items)
+            text = (
+                f"Found {len(items)} Bluetooth stimulator{'s' if len(items) != 1 else ''}."
+                if items
+                else "No Bluetooth stimulators found nearby."
+            )
+            self.device_panel.message.show_message(text, "info")
+            self.log.add("scan", text)
+        self._update_controls()
+
+    # --- programs and limits ---------------------------------------------------------------------
+    def _program_chosen(self, program: Program) -> None:
+        self.program = program
+        self.header.set_program(program)
+        self.channels.set_channels([(c.name, c.sites) for c in program.channels])
+        self._sent = {}
+        self._preview()
+        self._update_controls()
+
+    def _preview(self) -> None:
+        """Resolve the limits this program would run under on this device (pure; the engine
+        resolves them again, identically, when the session starts)."""
+        program, device = self.program, self.device
+        self.limits = None
+        self.header.banner.clear_message()
+        self.program_panel.set_device_note("")
+        if program is None:
+            return
+        if device is None:
+            for card in self.channels.cards.values():
+                card.set_limit(None)
+            self.ramp_note.setText("Connect a device to set levels.")
+            self._configure_plots(None)
+            return
+        profile = device.profile
+        try:
+            self.limits = resolve_limits(profile.limits, program)
+        except AcustimError as exc:
+            for card in self.channels.cards.values():
+                card.set_limit(None)
+            self.header.banner.show_message(
+                f"{program.title} cannot run on {profile.name}: {exc}", "danger"
+            )
+            self.ramp_note.setText("")
+            self._configure_plots(None)
+            return
+        step = max(1, round(profile.limits.max_level_du / 200))
+        for ch in self.limits.channels:
+            if ch.name in self.channels.cards:
+                self.channels.cards[ch.name].set_limit(ch.ceiling_du, step_du=step)
+        rise = self.limits.rise_du_per_s
+        self.ramp_note.setText(
+            f"Output rises towards the target at most {rise:g} du/s and falls at once. "
+            f"Arrow keys or +/- on a slider: {step} du; PageUp/PageDown: {10 * step} du."
+        )
+        if not profile.stops_when_host_silent:
+            self.header.banner.show_message(
+                f"{profile.name} keeps stimulating if this computer or app stops: keep its own "
+                "off switch within reach. You will be asked to confirm before the session.",
+                "warn",
+            )
+        if not profile.pulse_width_controlled:
+            self.program_panel.set_device_note(
+                f"{profile.name} sets the pulse width itself: this program's pulse widths "
+                "are not delivered."
+            )
+        self._configure_plots(device)
+
+    def _configure_plots(self, device: Device | None) -> None:
+        program = self.program
+        if program is None:
+            return
+        names = [c.name for c in program.channels]
+        colours = [theme.channel_colour(k) for k in range(len(names))]
+        period = device.profile.limits.sample_period_s if device is not None else 0.025
+        self.plots.configure(
+            names,
+            colours,
+            period,
+            biphasic=device.profile.limits.biphasic if device is not None else False,
+            frequency_max_hz=program_max_frequency_hz(program),
+        )
+
+    # --- the session -----------------------------------------------------------------------------
+    def start_session(self) -> None:
+        device, program, limits = self.device, self.program, self.limits
+        if self.session_live or self.closed:
+            return
+        if (
+            device is None
+            or program is None
+            or limits is None
+            or self.link_state not in READY_LINKS
+        ):
+            self.header.banner.show_message("Connect a device and choose a program first.", "warn")
+            return
+        profile = device.profile
+        if not profile.stops_when_host_silent and not self.confirm(
+            "This device keeps stimulating",
+            f"{profile.name} keeps stimulating if this computer or this app stops "
+            f"({profile.stops_when_host_silent_note or 'declared in its profile'}).\n\n"
+            "Keep the device's own off switch within reach. Start the session?",
+        ):
+            self.log.add("cancelled", "start cancelled: the device keeps stimulating on its own")
+            return
+        all_levels = self.channels.levels()
+        levels = {name: du for name, du in all_levels.items() if du > 0}  # the rest start at 0
+        ceilings = self.channels.ceilings()
+        live = LiveBuffer.for_window(
+            [c.name for c in program.channels],
+            sample_period_s=profile.limits.sample_period_s,
+            window_s=WINDOW_S,
+        )
+        signal = self.bridge.notice
+
+        def on_notice(kind: str, message: str) -> None:  # IO thread: hand over, nothing else
+            signal.emit(kind, message)
+
+        try:
+            session = device.start(
+                program,
+                levels=levels,
+                ceilings=ceilings,
+                on_notice=on_notice,
+                on_frame=live.on_frame,
+            )
+        except (AcustimError, RuntimeError) as exc:
+            self.header.banner.show_message(f"Not started: {exc}", "danger")
+            self.log.add("error", f"not started: {exc}", "danger")
+            return
+        self.session = session
+        self.live = live
+        self._end_handled = False
+        self._result = None
+        self._sent = dict(all_levels)
+        self._seen_targets = {}
+        self._configure_plots(device)
+        self.plots.set_floor_top(max(levels.values(), default=0))
+        self.header.banner.clear_message()
+        self.header.set_state("connecting")
+        self.link_state = "connected"
+        self.device_panel.set_link("connected")
+        self._update_controls()
+        first = next(iter(self.channels.cards.values()), None)
+        if first is not None:
+            first.slider.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def emergency_stop(self) -> None:
+        """STOP: zero output at once and end the session (safe to press at any time)."""
+        session = self.session
+        if session is None or session.done:
+            return
+        session.stop("stopped by the practitioner (STOP)")
+        self.log.add("stop", "STOP: output to zero, session ending", "danger")
+        for card in self.channels.cards.values():
+            card.set_target(0)
+        self._sent = dict.fromkeys(self._sent, 0)
+
+    def pause_session(self) -> None:
+        session = self.session
+        if session is None or session.done:
+            return
+        try:
+            session.pause()
+        except Exception as exc:  # the session ended meanwhile: STOP stays available
+            self.log.add("error", f"pause: {exc}", "warn")
+            return
+        for card in self.channels.cards.values():
+            card.set_target(0)
+        self._sent = dict.fromkeys(self._sent, 0)
+        self.header.banner.show_message(
+            "Paused: output is zero. Raise a level to resume (it ramps up from zero).", "warn"
+        )
+
+    def _level_changed(self, channel: str, level_du: int) -> None:
+        self._sent[channel] = level_du
+        self.plots.set_floor_top(max(self._sent.values(), default=0))
+        session = self.session
+        if session is None or session.done:
+            return
+        try:
+            session.set_level(channel, level_du)
+        except Exception as exc:  # e.g. the session is ending: show it, never crash
+            self.log.add("error", f"level {channel}: {exc}", "warn")
+
+    def _notice(self, kind: str, message: str) -> None:
+        if self.closed:
+            return
+        if kind in ("end", "stop"):
+            # the end is reported once, with its figures, by _session_ended; the guard's
+            # "stop" repeats the pause or STOP line this window already wrote
+            return
+        self.log.add(kind, message)
+        if kind == "link_lost":
+            self.link_state = "lost"
+            self.device_panel.set_link("lost")
+            for card in self.channels.cards.values():
+                card.set_target(0)
+                card.show_status(None, self._calibrated())
+            self._sent = dict.fromkeys(self._sent, 0)
+            if self._end_handled:
+                self._show_end_banner()
+            else:
+                self.header.banner.show_message(
+                    f"{message}. Output is zero; nothing resumes by itself.", "danger"
+                )
+            self._update_controls()
+        elif kind == "resume":
+            self.header.banner.clear_message()
+        elif kind == "reconnected":
+            self.link_state = "connected"
+            self.device_panel.set_link("connected")
+
+    def _calibrated(self) -> bool:
+        return self.device is not None and self.device.profile.calibrated
+
+    # --- the 30 Hz refresh -----------------------------------------------------------------------
+    def refresh(self) -> None:
+        session = self.session
+        if session is not None:
+            status = session.status()
+            self.header.show_status(status)
+            if not self._end_handled and status.state != "ended":
+                self.header.set_state(status.state)
+            calibrated = self._calibrated()
+            by_name = {c.name: c for c in status.channels}
+            for name, card in self.channels.cards.items():
+                cs = by_name.get(name)
+                if self._end_handled:
+                    card.show_status(None, calibrated)
+                    continue
+                card.show_status(cs, calibrated)
+                if cs is not None and self._seen_targets.get(name) != cs.target_du:
+                    # the guard changed the target (pause, link loss, the device's own wheel)
+                    self._seen_targets[name] = cs.target_du
+                    if cs.target_du != self._sent.get(name) and not card.slider.isSliderDown():
+                        card.set_target(cs.target_du)
+                        self._sent[name] = cs.target_du
+            if status.state != "connecting":
+                self.device_panel.set_battery(status.battery_percent)
+                self.device_panel.set_lateness(status.lateness_ms, status.lateness_p99_ms)
+            self.status_lateness.setText(f"Lateness p99: {status.lateness_p99_ms:.1f} ms")
+            self.plots.refresh(self.live)
+            if session.done and not self._end_handled:
+                self._session_ended(session)
+        else:
+            self.status_lateness.setText("Lateness p99: —")
+        self.status_link.setText(f"Link: {self.link_state}")
+        self.status_session.setText(f"Session: {self._session_word()}")
+
+    def _session_word(self) -> str:
+        session = self.session
+        if session is None:
+            return "none"
+        status = session.status()
+        if status.state == "ended":
+            return status.outcome or "ended"
+        return status.state
+
+    def _session_ended(self, session: Session) -> None:
+        self._end_handled = True
+        try:
+            result = session.wait(0.0)
+            outcome, reason = result.outcome, result.reason
+        except Exception as exc:  # the session's task failed: output was ended by the runner
+            outcome, reason = "fault", f"{type(exc).__name__}: {exc}"
+        status = session.status()
+        if outcome == "fault" and reason.startswith("could not connect"):
+            self.link_state = "lost"
+            self.device_panel.set_link("lost")
+        elif self.link_state != "lost":
+            self.link_state = "idle"  # the engine closed the link; the next session reopens it
+            self.device_panel.set_link("idle")
+        self.header.set_state(outcome)
+        self._result = (outcome, reason)
+        self._show_end_banner()
+        tone = {"completed": "ok", "stopped": "info"}.get(outcome, "danger")
+        for card in self.channels.cards.values():
+            card.set_target(0)
+            card.show_status(None, self._calibrated())
+        self._sent = dict.fromkeys(self._sent, 0)
+        where = ""
+        if self.engine.store is not None and session.session_id is not None:
+            where = f"; recorded as session {session.session_id}"
+        self.log.add(
+            "fault" if outcome == "fault" else "ended",
+            f"session {outcome}: {reason} ({status.frames_sent} frames, "
+            f"{status.frames_skipped} skipped, lateness p99 {status.lateness_p99_ms:.1f} ms"
+            f"{where})",
+            tone,
+        )
+        self._update_controls()
+
+    def _show_end_banner(self) -> None:
+        if self._result is None:
+            return
+        outcome, reason = self._result
+        tone = {"completed": "ok", "stopped": "info"}.get(outcome, "danger")
+        what = {"completed": "Session completed", "stopped": "Stopped"}.get(outcome, "Fault")
+        after = " Reconnect the device to start again." if self.link_state == "lost" else ""
+        self.header.banner.show_message(f"{what}: {reason}. Output is zero.{after}", tone)
+
+    # --- the end ---------------------------------------------------------------------------------
+    def shutdown(self, reason: str = "window closed") -> None:
+        """Stop output first, then close the engine (idempotent). Used on close, on an
+        uncaught exception and on a signal."""
+        if self.closed:
+            return
+        self.closed = True
+        self.refresh_timer.stop()
+        session = self.session
+        try:
+            if session is not None and not session.done:
+                session.stop(reason)
+                with contextlib.suppress(Exception):
+                    session.wait(CLOSE_WAIT_S)
+        finally:
+            for worker in self._workers:
+                worker.join(CLOSE_WAIT_S)
+            self.engine.close()
+            app = QApplication.instance()
+            if app is not None:
+                app.removeEventFilter(self._key_filter)
+        for shortcut in self.stop_shortcuts:
+            shortcut.setEnabled(False)
+
+    def emergency_shutdown(self, reason: str) -> None:
+        """After an uncaught exception: stop output, close the engine, say so, keep the window
+        open (read-only) so the practitioner sees what happened."""
+        try:
+            self.shutdown(reason)
+        finally:
+            self.header.set_state("fault")
+            self.header.banner.show_message(
+                f"An internal error stopped all output and closed the device link ({reason}). "
+                "Restart acustim to continue.",
+                "danger",
+            )
+            self.log.add("error", f"internal error: {reason}; output stopped", "danger")
+            for widget in (self.device_panel, self.channels, self.program_panel):
+                widget.setEnabled(False)
+            self.header.start_button.setEnabled(False)
+            self.header.pause_button.setEnabled(False)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown("window closed")
+        event.accept()
