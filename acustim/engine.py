@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from acustim.records import RecordStore
+from acustim.records import RecordStore, validate_patient_code
 from acustim.runner import NoticeHandler, SessionConfig, SessionRunner, SessionStatus
 from device_profiles.profile import DeviceProfile, load_profile
 from firmware_bridge.driver import make_driver
@@ -166,6 +166,9 @@ class Device:
         rise_fraction_per_s: float | None = None,
         electrode_area_cm2: float | None = None,
         reconnect_s: float = 0.0,
+        patient: str | None = None,
+        notes: str = "",
+        screening: dict[str, object] | None = None,
         on_notice: NoticeHandler | None = None,
         on_frame: Callable[[int, VettedFrame], None] | None = None,
     ) -> Session:
@@ -189,6 +192,9 @@ class Device:
             rise_fraction_per_s=rise_fraction_per_s,
             electrode_area_cm2=electrode_area_cm2,
             reconnect_s=reconnect_s,
+            patient=validate_patient_code(patient) if patient is not None else None,
+            notes=notes,
+            screening=screening,
         )
         runner = SessionRunner(
             config,

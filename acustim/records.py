@@ -20,12 +20,19 @@ row silently: if the writer fails (disk full, file too large, I/O error), it kee
 reach the user: a damaged, foreign or unreadable file is a one-line ``RecordsError`` naming the
 file and what to do.
 
-Schema (``PRAGMA user_version`` = 1, ``PRAGMA application_id`` = 0x41435354, "ACST"):
+Schema (``PRAGMA user_version`` = 2, ``PRAGMA application_id`` = 0x41435354, "ACST"):
 
+- ``patients``: code (the pseudonym the practitioner chose: 1..32 ASCII letters, digits, '-'
+  or '_'; compared without regard to case, kept as first written), created_at. Nothing else:
+  the app never asks for a name, a birth date or any other identifier.
 - ``sessions``: id (never reused), started_at / ended_at (ISO-8601 UTC), program, device,
   profile, outcome ('completed' | 'stopped' | 'fault', NULL while running or if the process
-  died), reason, meta (a JSON object), acustim_version (the software that wrote it).
+  died), reason, meta (a JSON object), acustim_version (the software that wrote it), patient
+  (a ``patients.code`` or NULL), notes (the practitioner's text), screening (a JSON object:
+  the screening answers), firmware (what the device reported, NULL if unknown).
 - ``events``: session_id, t_s, kind, message, data (a JSON object or NULL), in insertion order.
+  The device's own reports are events too (kinds ``device_level``, ``battery``,
+  ``low_battery``, ``knob``, ``firmware``, ``electrode_off``, ``link_lost``, ``reconnected``...).
 - ``frames``: session_id, frame_index, t_s, lateness_ms, zero (0/1), channels, in insertion
   order. Frame indices are not forced unique: a frame that was sent is never refused.
   ``channels`` is compact JSON, one array per channel:
@@ -34,15 +41,20 @@ Schema (``PRAGMA user_version`` = 1, ``PRAGMA application_id`` = 0x41435354, "AC
   doubles, except that SQLite stores -0.0 as 0.0).
 
 What a report needs (``../shared/reference/safety.md`` section 6) and where it lives: device
-and model, program and profile in the session row; the start-to-end intensity history,
-frequency and pulse width per channel in the frames; level changes, warnings, stops and
-faults in the events; the STRICTA items (rationale, points, needles, depth, retention,
-practitioner...) and the electrical characterisation that is not in the frames (channel to
-point pairing, electrode type and area, load, calibration to mA) in ``meta``, by convention
-under the keys ``"stricta"`` and ``"channels"``.
+and model, program and profile, patient, notes, screening and firmware in the session row; the
+start-to-end intensity history, frequency and pulse width per channel in the frames; level
+changes, warnings, stops, faults and device reports in the events; the STRICTA items
+(rationale, points, needles, depth, retention, practitioner...) and the electrical
+characterisation that is not in the frames (channel to point pairing, electrode type and area,
+load, calibration to mA) in ``meta``, by convention under the keys ``"stricta"``,
+``"channels"`` and ``"calibration"`` (see ``docs/records.md``).
 
-Later schema versions append a step to ``_MIGRATIONS``; opening an older store migrates it,
-opening a store written by a newer acustim is refused.
+Migrations: each schema version is one step of ``_MIGRATIONS``, run in one transaction with the
+``user_version`` bump, so a store is either fully upgraded or left as it was. Version 2 adds
+the ``patients`` table and the session columns patient, notes, screening and firmware, and
+fills firmware from the ``firmware`` events a version 1 store already holds. Opening a store
+written by a newer acustim is refused. ``RecordStore.open(path, read_only=True)`` reads a
+store without changing it (no migration, no writer), also from a read-only directory.
 """
 
 from __future__ import annotations
@@ -53,13 +65,16 @@ import json
 import math
 import os
 import queue
+import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
@@ -74,16 +89,20 @@ __all__ = [
     "DATA_DIR_ENV",
     "MAX_BACKLOG_ROWS",
     "OUTCOMES",
+    "PATIENT_CODE_MAX",
     "SCHEMA_VERSION",
     "STORE_FILE_NAME",
     "ChannelFrame",
     "EventRow",
     "FrameRow",
+    "PatientCodeError",
+    "PatientInfo",
     "RecordStore",
     "RecordsError",
     "SessionInfo",
     "WriterStats",
     "default_store_path",
+    "validate_patient_code",
 ]
 
 STORE_FILE_NAME: Final = "records.sqlite3"
@@ -93,6 +112,7 @@ OUTCOMES: Final = frozenset({"completed", "stopped", "fault"})
 # Rows waiting for the writer before add_* refuses: minutes of frames at 10-40 Hz. Beyond it the
 # disk is stalled and the record is no longer keeping up with what is being delivered.
 MAX_BACKLOG_ROWS: Final = 10_000
+PATIENT_CODE_MAX: Final = 32
 
 _DIR_MODE: Final = 0o700
 _FILE_MODE: Final = 0o600
@@ -138,14 +158,45 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX frames_by_session ON frames (session_id)",
         f"PRAGMA application_id = {APPLICATION_ID}",
     ),
+    # 2: patients (pseudonymous codes only); session patient, notes, screening, firmware.
+    (
+        f"""CREATE TABLE patients (
+            code TEXT PRIMARY KEY COLLATE NOCASE CHECK (
+                length(code) BETWEEN 1 AND {PATIENT_CODE_MAX}
+                AND code NOT GLOB '*[^A-Za-z0-9_-]*'
+            ),
+            created_at TEXT NOT NULL
+        )""",
+        "ALTER TABLE sessions ADD COLUMN patient TEXT REFERENCES patients (code)",
+        "ALTER TABLE sessions ADD COLUMN notes TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sessions ADD COLUMN screening TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE sessions ADD COLUMN firmware TEXT",
+        "CREATE INDEX sessions_by_patient ON sessions (patient, started_at)",
+        "CREATE INDEX sessions_by_start ON sessions (started_at)",
+        # A version 1 store kept what the device reported as events: keep it in the row too.
+        """UPDATE sessions SET firmware = (
+            SELECT e.message FROM events AS e
+            WHERE e.session_id = sessions.id AND e.kind = 'firmware'
+            ORDER BY e.id LIMIT 1
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
-_TABLES: Final = frozenset({"sessions", "events", "frames"})
+#: the tables each schema version must hold
+_TABLES_AT: Final[dict[int, frozenset[str]]] = {
+    1: frozenset({"sessions", "events", "frames"}),
+    2: frozenset({"sessions", "events", "frames", "patients"}),
+}
+_TABLES: Final = _TABLES_AT[SCHEMA_VERSION]
 
+_INSERT_PATIENT: Final = "INSERT OR IGNORE INTO patients (code, created_at) VALUES (?, ?)"
+# The patient column takes the code as first written (codes compare without regard to case).
 _INSERT_SESSION: Final = (
-    "INSERT INTO sessions (started_at, program, device, profile, meta, acustim_version)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO sessions (started_at, program, device, profile, meta, acustim_version,"
+    " patient, notes, screening, firmware)"
+    " VALUES (?, ?, ?, ?, ?, ?, (SELECT code FROM patients WHERE code = ?), ?, ?, ?)"
 )
+_SET_FIRMWARE: Final = "UPDATE sessions SET firmware = ? WHERE id = ?"
 _INSERT_EVENT: Final = (
     "INSERT INTO events (session_id, t_s, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 )
@@ -159,10 +210,47 @@ _END_SESSION: Final = (
 _SESSION_COLUMNS: Final = (
     "id, started_at, ended_at, program, device, profile, outcome, reason, meta, acustim_version"
 )
+#: the columns a version 2 store added, and what a version 1 store reads as in their place
+_SESSION_COLUMNS_V2: Final = "patient, notes, screening, firmware"
+_SESSION_COLUMNS_V1_DEFAULTS: Final = "NULL, '', '{}', NULL"
+_PATIENT_CODE: Final = re.compile(rf"[A-Za-z0-9_-]{{1,{PATIENT_CODE_MAX}}}")
+_PATIENT_RULE: Final = (
+    f"a patient code is a pseudonym you choose: 1 to {PATIENT_CODE_MAX} letters (A-Z, a-z),"
+    " digits, '-' or '_', e.g. P-0042; never the patient's name"
+)
 
 
 class RecordsError(AcustimError):
     """The records store cannot be opened, read or written; the message says which file and why."""
+
+
+class PatientCodeError(RecordsError):
+    """A patient code is not a valid pseudonym (it may look like a name); the message says why."""
+
+
+def validate_patient_code(code: object) -> str:
+    """The code without surrounding blanks, or PatientCodeError saying what is wrong with it.
+
+    A code is 1..32 ASCII letters, digits, '-' or '_': anything with a space in it looks like
+    a name and is refused."""
+    if not isinstance(code, str):
+        raise PatientCodeError(f"a patient code must be text, got {code!r}: {_PATIENT_RULE}")
+    text = code.strip()
+    if _PATIENT_CODE.fullmatch(text):
+        return text
+    if not text:
+        raise PatientCodeError(f"no patient code given: {_PATIENT_RULE}")
+    if any(ch.isspace() for ch in text):
+        raise PatientCodeError(
+            f"patient code {text!r} has a space in it and looks like a name: {_PATIENT_RULE}"
+        )
+    if len(text) > PATIENT_CODE_MAX:
+        shown = text if len(text) <= 40 else f"{text[:40]}..."
+        raise PatientCodeError(
+            f"patient code {shown!r} is {len(text)} characters long: {_PATIENT_RULE}"
+        )
+    bad = next(ch for ch in text if not _PATIENT_CODE.fullmatch(ch))
+    raise PatientCodeError(f"patient code {text!r} contains {bad!r}: {_PATIENT_RULE}")
 
 
 @dataclass(frozen=True)
@@ -213,6 +301,32 @@ class SessionInfo:
     reason: str | None
     meta: dict[str, object]
     acustim_version: str = ""
+    patient: str | None = None
+    notes: str = ""
+    screening: dict[str, object] = field(default_factory=dict)
+    firmware: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Start to end in seconds, or None while running (or if the process died, or the
+        times cannot be read)."""
+        if self.ended_at is None:
+            return None
+        try:
+            started = datetime.fromisoformat(self.started_at)
+            return (datetime.fromisoformat(self.ended_at) - started).total_seconds()
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """One patient code and how many sessions the store holds for it."""
+
+    code: str
+    created_at: str
+    session_count: int
+    last_session_at: str | None
 
 
 @dataclass(frozen=True)
@@ -245,6 +359,7 @@ class _Write:
 @dataclass
 class _Start:
     params: tuple[object, ...]
+    patient: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     session_id: int | None = None
 
@@ -319,6 +434,8 @@ class _Writer:
                 self._conn.execute("BEGIN IMMEDIATE")
                 for item in writes:
                     if isinstance(item, _Start):
+                        if item.patient is not None:
+                            self._conn.execute(_INSERT_PATIENT, (item.patient, item.params[0]))
                         item.session_id = self._conn.execute(_INSERT_SESSION, item.params).lastrowid
                     else:
                         self._conn.execute(item.sql, item.params)
@@ -392,7 +509,33 @@ def _ensure_directory(directory: Path) -> None:
         ) from exc
 
 
-def _check_file(path: Path) -> None:
+def _read_only_filesystem(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows): say "permission denied"
+        return False
+
+
+def _check_directory_writable(path: Path) -> None:
+    """SQLite makes its -wal and -shm files next to the store: the directory must be writable.
+
+    Checked before SQLite tries, which would only say "unable to open database file"."""
+    directory = path.parent
+    if os.access(directory, os.W_OK | os.X_OK):
+        return
+    why = (
+        "it is on a read-only filesystem"
+        if _read_only_filesystem(directory)
+        else "you cannot write there (permission denied)"
+    )
+    raise RecordsError(
+        f"cannot record sessions in {directory}: {why}; set {DATA_DIR_ENV} to a directory you"
+        " can write (sessions recorded there before can still be read: acustim sessions"
+        f" --store {path})"
+    )
+
+
+def _check_file(path: Path, *, writable: bool = True) -> None:
     """Refuse what SQLite would fail on with an unhelpful message, before it touches the file."""
     try:
         with path.open("rb") as fh:
@@ -410,7 +553,7 @@ def _check_file(path: Path) -> None:
         raise RecordsError(
             f"{path} is not an acustim records store (not an SQLite database): {_WHAT_TO_DO}"
         )
-    if not os.access(path, os.R_OK | os.W_OK):
+    if writable and not os.access(path, os.R_OK | os.W_OK):
         raise RecordsError(
             f"cannot write the records store {path} (permission denied): make it readable"
             f" and writable by you (mode 0600), or set {DATA_DIR_ENV} to another directory"
@@ -484,10 +627,11 @@ def _check_identity(path: Path, app_id: int, version: int, names: set[str]) -> N
                 f" version {version}, this acustim knows up to {SCHEMA_VERSION}): upgrade"
                 f" acustim, or set {DATA_DIR_ENV} to another directory"
             )
-        if version == SCHEMA_VERSION and not names >= _TABLES:
+        required = _TABLES_AT.get(version, frozenset())
+        if not names >= required:
             raise RecordsError(
                 f"the records store {path} is damaged (tables missing: "
-                f"{', '.join(sorted(_TABLES - names))}): {_WHAT_TO_DO}"
+                f"{', '.join(sorted(required - names))}): {_WHAT_TO_DO}"
             )
         return
     if app_id == 0 and version == 0 and not names:
@@ -513,9 +657,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {step + 1}")
         conn.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        if version > 0 and isinstance(exc, sqlite3.Error):
+            raise RecordsError(
+                f"cannot upgrade the records store {path} from schema version {version} to"
+                f" {SCHEMA_VERSION} ({exc}); it was left as it was: {_WHAT_TO_DO}"
+            ) from exc
         raise
 
 
@@ -617,26 +766,46 @@ def _decode_channels(text: str, where: str) -> tuple[ChannelFrame, ...]:
 class RecordStore:
     """The records store; make one with ``RecordStore.open()`` and close it (or use ``with``).
 
-    ``add_event``, ``add_frame`` and ``end_session`` are safe to call from the real-time IO
-    thread: they never wait for the disk. Readers open their own connection and see what is
-    committed; call ``flush()`` first to include rows still queued.
+    ``add_event``, ``add_frame``, ``set_session_firmware`` and ``end_session`` are safe to call
+    from the real-time IO thread: they never wait for the disk. Readers open their own
+    connection and see what is committed; call ``flush()`` first to include rows still queued.
+    A store opened with ``read_only=True`` has no writer: it only reads.
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection | None,
+        *,
+        read_uri: str | None = None,
+        version: int = SCHEMA_VERSION,
+        snapshot_dir: Path | None = None,
+    ) -> None:
         """Private: use ``RecordStore.open()``, which checks and prepares the file."""
         self._path = path
         self._lock = threading.Lock()
         self._closed = False
         self._open_sessions: set[int] = set()
-        self._writer = _Writer(conn, path)
-        self._finalizer = weakref.finalize(self, self._writer.stop, _BUSY_TIMEOUT_S)
+        # mode=rw: never create an empty store in place of one that went missing.
+        self._read_uri = read_uri or f"{path.as_uri()}?mode=rw"
+        self._version = version
+        self._writer = None if conn is None else _Writer(conn, path)
+        stop = (lambda _timeout_s: True) if self._writer is None else self._writer.stop
+        self._finalizer = weakref.finalize(self, _finish, stop, snapshot_dir)
 
     @classmethod
-    def open(cls, path: Path | None = None) -> RecordStore:
+    def open(cls, path: Path | None = None, *, read_only: bool = False) -> RecordStore:
         """Open (creating and migrating if needed) the store at ``path``, by default
-        ``default_store_path()``. Raises RecordsError for a file that cannot be used."""
+        ``default_store_path()``. Raises RecordsError for a file that cannot be used.
+
+        ``read_only=True`` opens an existing store to read it and never changes it: no
+        migration (an older store reads as it is), no writer, and it works where nothing can
+        be written (a read-only directory or filesystem, a backup copy)."""
         target = (default_store_path() if path is None else Path(path)).expanduser().absolute()
+        if read_only:
+            return cls._open_read_only(target)
         _ensure_directory(target.parent)
+        _check_directory_writable(target)
         _check_file(target)
         conn = _connect_writer(target)
         try:
@@ -646,18 +815,55 @@ class RecordStore:
             raise
         return cls(target, conn)
 
+    @classmethod
+    def _open_read_only(cls, target: Path) -> RecordStore:
+        if target.is_dir():
+            raise RecordsError(f"{target} is a directory, not a records store: {_WHAT_TO_DO}")
+        if not target.exists():
+            raise RecordsError(
+                f"no records store at {target}: no session has been recorded there (give"
+                f" another file with --store, or set {DATA_DIR_ENV})"
+            )
+        _check_file(target, writable=False)
+        uri, snapshot_dir = _read_only_uri(target)
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S)
+            try:
+                app_id, version, names = _identity(conn)
+            finally:
+                conn.close()
+            _check_identity(target, app_id, version, names)
+        except sqlite3.Error as exc:
+            _remove_snapshot(snapshot_dir)
+            raise RecordsError(_describe(target, exc)) from exc
+        except BaseException:
+            _remove_snapshot(snapshot_dir)
+            raise
+        with contextlib.suppress(RecordsError):  # best effort: it may not be ours to change
+            _make_private(target)
+        return cls(target, None, read_uri=uri, version=version, snapshot_dir=snapshot_dir)
+
     @property
     def path(self) -> Path:
         return self._path
 
     @property
+    def read_only(self) -> bool:
+        return self._writer is None
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the file (older than ``SCHEMA_VERSION`` only when read-only)."""
+        return self._version
+
+    @property
     def writer_error(self) -> RecordsError | None:
         """The writer's failure, if it had one; every later write call raises it."""
-        return self._writer.error
+        return None if self._writer is None else self._writer.error
 
     @property
     def writer_stats(self) -> WriterStats:
-        return self._writer.stats
+        return WriterStats() if self._writer is None else self._writer.stats
 
     # --- writing ---
 
@@ -668,13 +874,45 @@ class RecordStore:
         device: str,
         profile: str,
         meta: dict[str, object] | None = None,
+        patient: str | None = None,
+        notes: str = "",
+        screening: dict[str, object] | None = None,
+        firmware: str | None = None,
     ) -> int:
-        """Record a new session and return its id; waits for the commit."""
+        """Record a new session and return its id; waits for the commit.
+
+        ``patient`` is a pseudonymous code (``validate_patient_code``; PatientCodeError if it
+        is not one): a new code is added to the patients. ``notes`` is the practitioner's
+        text, ``screening`` the screening answers (JSON-compatible), ``firmware`` what the
+        device reported, if known yet (else ``set_session_firmware`` later)."""
+        code = None if patient is None else validate_patient_code(patient)
+        if not isinstance(notes, str):
+            raise RecordsError(f"session notes must be text, got {type(notes).__name__}")
+        if firmware is not None and not isinstance(firmware, str):
+            raise RecordsError(f"firmware must be text, got {type(firmware).__name__}")
         meta_json = _dumps_object({} if meta is None else meta, "session meta")
-        item = _Start((_utc_now(), program, device, profile, meta_json, _acustim_version()))
+        screening_json = _dumps_object(
+            {} if screening is None else screening, "the screening answers"
+        )
+        started_at = _utc_now()
+        item = _Start(
+            (
+                started_at,
+                program,
+                device,
+                profile,
+                meta_json,
+                _acustim_version(),
+                code,
+                notes,
+                screening_json,
+                firmware,
+            ),
+            patient=code,
+        )
         with self._lock:
-            self._check_writable()
-            self._writer.put(item)
+            writer = self._check_writable()
+            writer.put(item)
         if not item.done.wait(_START_TIMEOUT_S):
             raise RecordsError(
                 f"records store {self._path}: the session was not recorded within"
@@ -706,6 +944,13 @@ class RecordStore:
         )
         self._put(_Write(_INSERT_FRAME, params), session_id)
 
+    def set_session_firmware(self, session_id: int, text: str) -> None:
+        """Queue what the device reported as its firmware (model and version) for a running
+        session, e.g. when the device reports it after the session started; never waits."""
+        if not isinstance(text, str):
+            raise RecordsError(f"firmware must be text, got {type(text).__name__}")
+        self._put(_Write(_SET_FIRMWARE, (text, session_id)), session_id)
+
     def end_session(self, session_id: int, *, outcome: str, reason: str | None = None) -> None:
         """Queue the session's end; ``outcome`` is 'completed', 'stopped' or 'fault'."""
         if outcome not in OUTCOMES:
@@ -722,12 +967,14 @@ class RecordStore:
             if self._closed:
                 self._raise_writer_error()
                 return
-            self._check_writable()
-            self._writer.put(item)
+            if self._writer is None:
+                return  # read-only: nothing is ever queued
+            writer = self._check_writable()
+            writer.put(item)
         if not item.done.wait(timeout_s):
             raise RecordsError(
                 f"records store {self._path}: rows not committed within {timeout_s:g} s"
-                f" ({self._writer.backlog()} still queued); the disk may be stalled"
+                f" ({writer.backlog()} still queued); the disk may be stalled"
             )
         self._raise_writer_error()
 
@@ -737,8 +984,7 @@ class RecordStore:
             if self._closed:
                 return
             self._closed = True
-        self._finalizer.detach()
-        if not self._writer.stop(_BUSY_TIMEOUT_S):
+        if not self._finalizer():
             raise RecordsError(
                 f"records store {self._path}: rows not committed within {_BUSY_TIMEOUT_S:g} s"
                 " of closing; the disk may be stalled and the last rows may be lost"
@@ -764,13 +1010,13 @@ class RecordStore:
 
     def _put(self, item: _Write, session_id: int, *, ending: bool = False) -> None:
         with self._lock:
-            self._check_writable()
+            writer = self._check_writable()
             if session_id not in self._open_sessions:
                 raise RecordsError(
                     f"records store {self._path}: session {session_id} is not running here"
                     " (never started by this store, or already ended)"
                 )
-            backlog = self._writer.backlog()
+            backlog = writer.backlog()
             if backlog >= MAX_BACKLOG_ROWS:
                 raise RecordsError(
                     f"records store {self._path}: {backlog} rows wait for the disk; the record"
@@ -778,15 +1024,20 @@ class RecordStore:
                 )
             if ending:
                 self._open_sessions.discard(session_id)
-            self._writer.put(item)
+            writer.put(item)
 
-    def _check_writable(self) -> None:
+    def _check_writable(self) -> _Writer:
         if self._closed:
             raise RecordsError(f"records store {self._path} is closed")
+        if self._writer is None:
+            raise RecordsError(
+                f"records store {self._path} is open read-only: it cannot record sessions"
+            )
         self._raise_writer_error()
+        return self._writer
 
     def _raise_writer_error(self) -> None:
-        error = self._writer.error
+        error = self.writer_error
         if error is not None:
             raise RecordsError(str(error))
 
@@ -795,10 +1046,7 @@ class RecordStore:
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
         try:
-            # mode=rw: never create an empty store in place of one that went missing.
-            conn = sqlite3.connect(
-                f"{self._path.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S
-            )
+            conn = sqlite3.connect(self._read_uri, uri=True, timeout=_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise RecordsError(_describe(self._path, exc)) from exc
         try:
@@ -809,8 +1057,13 @@ class RecordStore:
         finally:
             conn.close()
 
+    def _session_select(self) -> str:
+        extra = _SESSION_COLUMNS_V2 if self._version >= 2 else _SESSION_COLUMNS_V1_DEFAULTS
+        return f"SELECT {_SESSION_COLUMNS}, {extra} FROM sessions"
+
     def _session_row(self, row: tuple[Any, ...]) -> SessionInfo:
         session_id = int(row[0])
+        where = f"{self._path}: session {session_id}"
         return SessionInfo(
             id=session_id,
             started_at=str(row[1]),
@@ -820,24 +1073,73 @@ class RecordStore:
             profile=str(row[5]),
             outcome=None if row[6] is None else str(row[6]),
             reason=None if row[7] is None else str(row[7]),
-            meta=_loads_object(str(row[8]), f"{self._path}: session {session_id} meta"),
+            meta=_loads_object(str(row[8]), f"{where} meta"),
             acustim_version=str(row[9]),
+            patient=None if row[10] is None else str(row[10]),
+            notes=str(row[11]),
+            screening=_loads_object(str(row[12]), f"{where} screening answers"),
+            firmware=None if row[13] is None else str(row[13]),
         )
 
-    def sessions(self) -> list[SessionInfo]:
-        """Every session in the store, oldest first."""
+    def sessions(
+        self,
+        patient: str | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+    ) -> list[SessionInfo]:
+        """The sessions in the store, oldest first; only those of ``patient`` (a code, in any
+        case) and started within ``since`` .. ``until`` when given. A ``date`` is a whole
+        local day (``until`` includes it); a naive ``datetime`` is local time."""
+        if self._version == 0:
+            return []
+        clauses: list[str] = []
+        params: list[object] = []
+        if patient is not None:
+            if self._version < 2:
+                validate_patient_code(patient)
+                return []  # a version 1 store has no patients
+            clauses.append("patient = (SELECT code FROM patients WHERE code = ?)")
+            params.append(validate_patient_code(patient))
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(_utc_text(since, end=False))
+        if until is not None:
+            # a date ends at the next local midnight; a datetime includes its own millisecond
+            clauses.append("started_at < ?")
+            params.append(_utc_text(until, end=True))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._reader() as conn:
-            rows = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY id").fetchall()
+            rows = conn.execute(f"{self._session_select()}{where} ORDER BY id", params).fetchall()
         return [self._session_row(row) for row in rows]
 
     def session(self, session_id: int) -> SessionInfo:
+        if self._version == 0:
+            raise RecordsError(f"records store {self._path} has no session {session_id}")
         with self._reader() as conn:
-            row = conn.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-            ).fetchone()
+            row = conn.execute(f"{self._session_select()} WHERE id = ?", (session_id,)).fetchone()
         if row is None:
             raise RecordsError(f"records store {self._path} has no session {session_id}")
         return self._session_row(row)
+
+    def patients(self) -> list[PatientInfo]:
+        """Every patient code in the store with its number of sessions, by code."""
+        if self._version < 2:
+            return []
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT p.code, p.created_at, count(s.id), max(s.started_at)"
+                " FROM patients AS p LEFT JOIN sessions AS s ON s.patient = p.code"
+                " GROUP BY p.code ORDER BY p.code"
+            ).fetchall()
+        return [
+            PatientInfo(
+                code=str(code),
+                created_at=str(created_at),
+                session_count=int(count),
+                last_session_at=None if last is None else str(last),
+            )
+            for code, created_at, count, last in rows
+        ]
 
     def events(self, session_id: int) -> list[EventRow]:
         """The session's events in the order they were added."""
@@ -878,5 +1180,63 @@ class RecordStore:
         ]
 
     def _require_session(self, conn: sqlite3.Connection, session_id: int) -> None:
-        if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+        if (
+            self._version == 0
+            or conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None
+        ):
             raise RecordsError(f"records store {self._path} has no session {session_id}")
+
+
+def _finish(stop: Any, snapshot_dir: Path | None) -> bool:
+    """Stop the writer (committing what is queued) and remove a read-only snapshot."""
+    try:
+        return bool(stop(_BUSY_TIMEOUT_S))
+    finally:
+        _remove_snapshot(snapshot_dir)
+
+
+def _utc_text(moment: datetime | date, *, end: bool) -> str:
+    """A bound for ``started_at`` (ISO-8601 UTC, milliseconds, so text order is time order)."""
+    if isinstance(moment, datetime):
+        aware = moment if moment.tzinfo is not None else moment.astimezone()
+        if end:
+            aware += timedelta(milliseconds=1)
+    else:
+        day = moment + timedelta(days=1) if end else moment
+        aware = datetime(day.year, day.month, day.day).astimezone()
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _read_only_uri(path: Path) -> tuple[str, Path | None]:
+    """How to read ``path`` without writing anything next to it.
+
+    SQLite reads a WAL store read-only if its -wal and -shm files exist or can be made. In a
+    directory where nothing can be made (read-only filesystem, a backup) a store that was
+    closed cleanly has everything in the main file and is read as immutable; one whose -wal
+    still holds rows (its writer was killed) is copied, with its -wal, to a private temporary
+    directory and read there, so no committed row is missed."""
+    base = path.as_uri()
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if os.access(path.parent, os.W_OK | os.X_OK) or (wal.exists() and shm.exists()):
+        return f"{base}?mode=ro", None
+    if not wal.exists() or wal.stat().st_size == 0:
+        return f"{base}?mode=ro&immutable=1", None
+    snapshot_dir = Path(tempfile.mkdtemp(prefix="acustim-records-"))  # mode 0700
+    try:
+        copy = snapshot_dir / path.name
+        shutil.copyfile(path, copy)
+        shutil.copyfile(wal, Path(f"{copy}-wal"))
+        for made in (copy, Path(f"{copy}-wal")):
+            os.chmod(made, _FILE_MODE)
+    except OSError as exc:
+        _remove_snapshot(snapshot_dir)
+        raise RecordsError(
+            f"cannot read the records store {path} from a read-only directory"
+            f" ({exc.strerror or exc}): copy it, with its -wal file, somewhere you can write"
+        ) from exc
+    return f"{copy.as_uri()}?mode=ro", snapshot_dir
+
+
+def _remove_snapshot(snapshot_dir: Path | None) -> None:
+    if snapshot_dir is not None:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)

@@ -48,6 +48,10 @@ class SessionConfig:
     #: After a lost link, try to reconnect for this long (0: the session ends as a fault).
     #: A reconnect writes the device's limits again and leaves every level at zero.
     reconnect_s: float = 0.0
+    #: the practitioner's pseudonymous patient code (no names), notes, screening answers
+    patient: str | None = None
+    notes: str = ""
+    screening: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,7 @@ class SessionRunner:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._p99_cache_ms: float | None = None
         self._battery_percent: int | None = None
+        self._firmware: str | None = None
         self.reconnects = 0
         #: the last frame the device took was a zero frame (nothing was sent: also zero)
         self.zero_confirmed = True
@@ -288,6 +293,10 @@ class SessionRunner:
                     device=self.device_label,
                     profile=self.profile.id,
                     meta=self._meta(),
+                    patient=self.config.patient,
+                    notes=self.config.notes,
+                    screening=self.config.screening,
+                    firmware=self._firmware,
                 )
             self._t0 = loop.time()
             if self.result is None:  # not stopped while connecting
@@ -451,6 +460,10 @@ class SessionRunner:
                         {"percent": event.percent},
                     )
         elif isinstance(event, DeviceNotice):
+            if event.kind == "firmware":
+                self._firmware = event.message
+                if self.store is not None and self.session_id is not None:
+                    self.store.set_session_firmware(self.session_id, event.message)
             self._event(event.kind, event.message, dict(event.data))
             if event.kind == "electrode_off" and self.streamer is not None:
                 # current would jump when the electrode touches again: zero until re-raised
@@ -547,6 +560,12 @@ class SessionRunner:
             "rise_du_per_s": self.limits.rise_du_per_s,
             "max_session_s": self.limits.max_session_s,
             "calibrated": self.profile.calibrated,
+            "calibration": (
+                None
+                if (cal := self.profile.limits.calibration) is None
+                else {"peak_ma_per_du": cal.peak_ma_per_du, "load_ohm": cal.load_ohm}
+            ),
+            "level_unit": self.profile.level_unit,
             "stops_when_host_silent": self.profile.stops_when_host_silent,
         }
 

@@ -24,17 +24,21 @@ from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from acustim.engine import Device, Engine, Session, load_program
 from acustim.live import LiveBuffer
+from acustim.records import validate_patient_code
 from firmware_bridge.discovery import Found, scan_ble, serial_ports, simulators
 from gui import theme
 from gui.bridge import Bridge
+from gui.history import HistoryView
 from gui.panels.channels import ChannelsPanel
 from gui.panels.common import Card, muted
 from gui.panels.device import DevicePanel
@@ -123,6 +127,7 @@ class MainWindow(QMainWindow):
         self.confirm: Confirm = confirm or ask(self)
         self.device: Device | None = None
         self.session: Session | None = None
+        self._history: HistoryView | None = None
         self.live: LiveBuffer | None = None
         self.program: Program | None = None
         self.limits: SessionLimits | None = None
@@ -208,6 +213,21 @@ class MainWindow(QMainWindow):
         self.status_lateness = QLabel()
         for label in (self.status_link, self.status_session, self.status_lateness):
             bar.addWidget(label)
+        # the only identifier the app asks for: a pseudonymous code, never a name
+        self.patient = QLineEdit()
+        self.patient.setPlaceholderText("patient code, e.g. P-0042")
+        self.patient.setMaxLength(32)
+        self.patient.setFixedWidth(190)
+        self.patient.setAccessibleName("Patient code")
+        self.patient.setToolTip("A pseudonymous code for the session record; never a name")
+        bar.addPermanentWidget(QLabel("Patient"))
+        bar.addPermanentWidget(self.patient)
+        self.history_button = QPushButton("History…")
+        self.history_button.setToolTip("Past sessions and their reports (Ctrl+H)")
+        self.history_button.setShortcut(QKeySequence("Ctrl+H"))
+        self.history_button.clicked.connect(self.show_history)
+        self.history_button.setEnabled(self.engine.store is not None)
+        bar.addPermanentWidget(self.history_button)
 
         self.stop_shortcuts: list[QShortcut] = []
         for key in STOP_KEYS:
@@ -472,6 +492,13 @@ class MainWindow(QMainWindow):
         ):
             self.log.add("cancelled", "start cancelled: the device keeps stimulating on its own")
             return
+        patient = self.patient.text().strip() or None
+        if patient is not None:
+            try:
+                patient = validate_patient_code(patient)
+            except AcustimError as exc:
+                self.header.banner.show_message(f"Not started: {exc}", "danger")
+                return
         all_levels = self.channels.levels()
         levels = {name: du for name, du in all_levels.items() if du > 0}  # the rest start at 0
         ceilings = self.channels.ceilings()
@@ -492,6 +519,7 @@ class MainWindow(QMainWindow):
                 ceilings=ceilings,
                 on_notice=on_notice,
                 on_frame=live.on_frame,
+                patient=patient,
             )
         except (AcustimError, RuntimeError) as exc:
             self.header.banner.show_message(f"Not started: {exc}", "danger")
@@ -660,6 +688,19 @@ class MainWindow(QMainWindow):
         )
         self._update_controls()
 
+    def show_history(self) -> None:
+        """Past sessions in this store, with their reports (a separate, non-modal window)."""
+        if self.engine.store is None:
+            return
+        if self._history is None:
+            self._history = HistoryView(self.engine.store)
+            self._history.setWindowTitle("acustim: session history")
+            self._history.resize(900, 520)
+        else:
+            self._history.refresh()
+        self._history.show()
+        self._history.raise_()
+
     def _show_end_banner(self) -> None:
         if self._result is None:
             return
@@ -686,6 +727,9 @@ class MainWindow(QMainWindow):
         finally:
             for worker in self._workers:
                 worker.join(CLOSE_WAIT_S)
+            if self._history is not None:
+                self._history.close()
+                self._history.deleteLater()
             self.engine.close()
             app = QApplication.instance()
             if app is not None:

@@ -126,6 +126,8 @@ def _run_session(
         duration_s=args.duration,
         rise_fraction_per_s=args.ramp,
         electrode_area_cm2=args.area,
+        patient=args.patient,
+        notes=args.notes,
         on_notice=notice,
         on_frame=trace,
     )
@@ -244,6 +246,14 @@ def register(sub: Any) -> None:
         help="soft-start rate as a fraction of full scale per second (may only be lowered)",
     )
     run.add_argument("--area", type=float, metavar="CM2", help="electrode area in cm^2")
+    run.add_argument(
+        "--patient",
+        metavar="CODE",
+        help="pseudonymous patient code for the record (letters, digits, - and _; no names)",
+    )
+    run.add_argument(
+        "--notes", default="", metavar="TEXT", help="practitioner notes for the record"
+    )
     run.add_argument(
         "--virtual-time",
         action="store_true",

@@ -1,9 +1,14 @@
-"""The session records store: round trips, privacy, location, schema, damage, faults, SIGKILL."""
+"""The session records store: round trips, privacy, location, schema, damage, faults, SIGKILL,
+patients and the other schema 2 columns, reading without writing, a read-only directory and a
+full disk."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -13,8 +18,9 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import pytest
@@ -25,14 +31,17 @@ from acustim import records
 from acustim.records import (
     APPLICATION_ID,
     DATA_DIR_ENV,
+    PATIENT_CODE_MAX,
     SCHEMA_VERSION,
     STORE_FILE_NAME,
     ChannelFrame,
     EventRow,
     FrameRow,
+    PatientCodeError,
     RecordsError,
     RecordStore,
     default_store_path,
+    validate_patient_code,
 )
 
 PROJECT_ROOT = Path(records.__file__).resolve().parents[1]
@@ -293,7 +302,7 @@ def test_schema_version_and_pragmas_are_set(store: RecordStore, store_path: Path
         assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
 
 
 def test_store_written_by_a_newer_acustim_is_refused(store_path: Path) -> None:
@@ -509,3 +518,490 @@ def test_store_never_closed_is_committed_at_exit(store_path: Path) -> None:
     with RecordStore.open(store_path) as store:
         assert [row.index for row in store.frames(1)] == list(range(2000))
     assert out.split()[-1] == "1999"
+
+
+# --- schema 2: patients, notes, screening, firmware ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("P-0042", "P-0042"), ("  p_7  ", "p_7"), ("A" * PATIENT_CODE_MAX, "A" * PATIENT_CODE_MAX)],
+)
+def test_patient_codes_are_pseudonyms_of_letters_digits_dash_underscore(
+    given: str, kept: str
+) -> None:
+    assert validate_patient_code(given) == kept
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("Jane Doe", "has a space in it and looks like a name"),
+        ("Jane\tDoe", "looks like a name"),
+        ("", "no patient code given"),
+        ("   ", "no patient code given"),
+        ("A" * (PATIENT_CODE_MAX + 1), f"is {PATIENT_CODE_MAX + 1} characters long"),
+        ("jane.doe", "contains '.'"),
+        ("Zoë", "contains 'ë'"),
+        (42, "must be text"),
+    ],
+)
+def test_anything_else_is_refused_with_the_rule_in_one_line(given: object, says: str) -> None:
+    with pytest.raises(PatientCodeError) as excinfo:
+        validate_patient_code(given)
+    message = str(excinfo.value)
+    assert says in message
+    assert "1 to 32 letters" in message and "never the patient's name" in message
+    assert "\n" not in message
+
+
+def test_a_name_is_refused_before_anything_is_recorded(store: RecordStore) -> None:
+    with pytest.raises(PatientCodeError, match="looks like a name"):
+        store.start_session(program="p", device="d", profile="f", patient="Jane Doe")
+    assert store.sessions() == []
+    assert store.patients() == []
+    assert store.writer_error is None
+
+
+def test_patient_notes_screening_and_firmware_read_back(store: RecordStore) -> None:
+    screening: dict[str, object] = {"pacemaker": False, "pregnant": None, "epilepsy": "no"}
+    session_id = store.start_session(
+        program="tmj-basic",
+        device="sim:coyote3",
+        profile="coyote3",
+        patient="P-0042",
+        notes="left TMJ tender; <b>not</b> markup",
+        screening=screening,
+        firmware="Coyote 3 v1.2",
+    )
+    plain = start(store)
+    info = store.session(session_id)
+    assert (info.patient, info.notes, info.screening, info.firmware) == (
+        "P-0042",
+        "left TMJ tender; <b>not</b> markup",
+        screening,
+        "Coyote 3 v1.2",
+    )
+    assert (store.session(plain).patient, store.session(plain).screening) == (None, {})
+    with pytest.raises(RecordsError, match="JSON-compatible"):
+        store.start_session(program="p", device="d", profile="f", screening={"x": object()})
+
+
+def test_firmware_reported_after_the_start_is_kept_with_the_session(store: RecordStore) -> None:
+    session_id = start(store)
+    assert store.session(session_id).firmware is None
+    store.set_session_firmware(session_id, "Pulse Pal 2, firmware 22")
+    store.end_session(session_id, outcome="completed")
+    store.flush()
+    assert store.session(session_id).firmware == "Pulse Pal 2, firmware 22"
+    with pytest.raises(RecordsError, match="not running"):
+        store.set_session_firmware(session_id, "too late")
+
+
+def test_patient_codes_compare_without_case_and_keep_their_first_spelling(
+    store: RecordStore,
+) -> None:
+    first = store.start_session(program="p", device="d", profile="f", patient="P-abc")
+    second = store.start_session(program="p", device="d", profile="f", patient="p-ABC")
+    other = store.start_session(program="p", device="d", profile="f", patient="Q-1")
+    start(store)
+    assert store.session(second).patient == "P-abc"
+    assert [s.id for s in store.sessions(patient="P-ABC")] == [first, second]
+    assert [s.id for s in store.sessions(patient="q-1")] == [other]
+    assert store.sessions(patient="nobody") == []
+    patients = store.patients()
+    assert [(p.code, p.session_count) for p in patients] == [("P-abc", 2), ("Q-1", 1)]
+    assert patients[0].last_session_at == store.session(second).started_at
+    with pytest.raises(PatientCodeError):
+        store.sessions(patient="Jane Doe")
+
+
+@pytest.fixture
+def tokyo_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC+9 (a POSIX TZ string: no time zone database needed)."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("tokyo_time")
+def test_sessions_filter_by_local_dates_and_times(store: RecordStore) -> None:
+    ids = [start(store) for _ in range(4)]
+    starts = [  # UTC; local is 9 hours later
+        "2025-03-01T14:59:59.999+00:00",  # 2025-03-01 23:59:59.999 local
+        "2025-03-01T15:00:00.000+00:00",  # 2025-03-02 00:00 local
+        "2025-03-02T14:59:59.999+00:00",  # 2025-03-02 23:59:59.999 local
+        "2025-03-02T15:00:00.000+00:00",  # 2025-03-03 00:00 local
+    ]
+    store.flush()
+    with sqlite3.connect(store.path) as conn:
+        for session_id, started_at in zip(ids, starts, strict=True):
+            conn.execute(
+                "UPDATE sessions SET started_at = ? WHERE id = ?", (started_at, session_id)
+            )
+    conn.close()
+
+    def found(**bounds: object) -> list[int]:
+        return [s.id for s in store.sessions(**bounds)]  # type: ignore[arg-type]
+
+    day = date(2025, 3, 2)
+    assert found(since=day, until=day) == ids[1:3]  # the whole local day, both ends included
+    assert found(since=day) == ids[1:]
+    assert found(until=day) == ids[:3]
+    assert found(until=date(2025, 2, 28)) == []
+    # a naive datetime is local time, an aware one means what it says; until includes it
+    assert found(until=datetime(2025, 3, 2, 0, 0)) == ids[:2]
+    assert found(since=datetime(2025, 3, 1, 15, 0, tzinfo=UTC)) == ids[1:]
+    assert found(since=datetime(2025, 3, 2, 23, 59, 59, 999000)) == ids[2:]
+
+
+# --- reading without writing -----------------------------------------------------------------
+
+
+def test_a_read_only_store_reads_everything_and_refuses_writes(store_path: Path) -> None:
+    with RecordStore.open(store_path) as store:
+        session_id = store.start_session(
+            program="p", device="d", profile="f", patient="P-1", notes="n"
+        )
+        store.add_frame(session_id, frame(0))
+        store.add_event(session_id, EventRow(0.0, "start", "started", None))
+        store.end_session(session_id, outcome="completed")
+    before = hashlib.sha256(store_path.read_bytes()).hexdigest()
+    with RecordStore.open(store_path, read_only=True) as reader:
+        assert reader.read_only
+        assert reader.schema_version == SCHEMA_VERSION
+        assert [s.patient for s in reader.sessions()] == ["P-1"]
+        assert reader.frames(session_id) == [frame(0)]
+        assert [e.kind for e in reader.events(session_id)] == ["start"]
+        assert [p.code for p in reader.patients()] == ["P-1"]
+        for write in (
+            lambda: start(reader),
+            lambda: reader.add_frame(session_id, frame(1)),
+            lambda: reader.set_session_firmware(session_id, "x"),
+        ):
+            with pytest.raises(RecordsError, match="open read-only"):
+                write()
+        reader.flush()  # nothing queued, nothing to wait for
+        assert reader.writer_error is None
+    assert hashlib.sha256(store_path.read_bytes()).hexdigest() == before
+
+
+def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / STORE_FILE_NAME
+    with pytest.raises(RecordsError) as excinfo:
+        RecordStore.open(path, read_only=True)
+    assert "no records store at" in one_line_error(excinfo, path)
+    assert not path.parent.exists()
+
+
+def test_an_empty_file_reads_as_an_empty_store(store_path: Path) -> None:
+    store_path.parent.mkdir()
+    store_path.touch()
+    with RecordStore.open(store_path, read_only=True) as reader:
+        assert reader.sessions() == []
+        assert reader.patients() == []
+        with pytest.raises(RecordsError, match="has no session 1"):
+            reader.frames(1)
+    assert store_path.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (make_text_file, "not an acustim records store"),
+        (make_foreign_sqlite, "not an acustim records store"),
+        (make_damaged_store, "is damaged"),
+        (Path.mkdir, "is a directory"),
+    ],
+    ids=["text", "foreign-sqlite", "damaged", "directory"],
+)
+def test_unusable_files_are_refused_by_readers_too(
+    tmp_path: Path, make: Callable[[Path], object], says: str
+) -> None:
+    path = tmp_path / STORE_FILE_NAME
+    make(path)
+    with pytest.raises(RecordsError) as excinfo:
+        RecordStore.open(path, read_only=True)
+    assert says in one_line_error(excinfo, path)
+
+
+def test_readers_refuse_a_store_written_by_a_newer_acustim(store_path: Path) -> None:
+    RecordStore.open(store_path).close()
+    conn = sqlite3.connect(store_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RecordsError, match="written by a newer acustim"):
+        RecordStore.open(store_path, read_only=True)
+
+
+# --- a read-only directory and a full disk, for real -----------------------------------------
+#
+# As root, chmod does not stop a write, so these tests make the real thing in a private mount
+# namespace (unshare: a user namespace mapped to the caller, plus a mount namespace): a
+# read-only bind mount of the store's directory (writes fail with EROFS, for root too) and a
+# tiny tmpfs (writes fail with ENOSPC). The mounts exist only inside the child process; nothing
+# on the host changes. Without namespaces a non-root user gets the same through chmod.
+
+UNSHARE = shutil.which("unshare")
+
+
+@functools.cache
+def namespaces_work() -> bool:
+    if UNSHARE is None:
+        return False
+    probe = subprocess.run(
+        [UNSHARE, "--user", "--map-root-user", "--mount", "true"],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def child_env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT), *sys.path[1:]]))
+
+
+def run_in_namespace(setup: str, script: str, *args: str) -> dict[str, Any]:
+    """Run the shell ``setup`` (mounts) and then the Python ``script`` in a new user and mount
+    namespace; the script prints one JSON object, returned here."""
+    assert UNSHARE is not None
+    shell = ["sh", "-ec", f'{setup}\nexec "$@"', "sh"]
+    done = subprocess.run(
+        [
+            UNSHARE,
+            "--user",
+            "--map-root-user",
+            "--mount",
+            *shell,
+            sys.executable,
+            "-c",
+            script,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(),
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+READ_ONLY_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from acustim.records import RecordStore, RecordsError
+
+    directory = Path(sys.argv[1])
+    out = {}
+    try:
+        (directory / "probe").write_text("x")
+        out["probe"] = "written"
+    except OSError as exc:
+        out["probe"] = exc.strerror
+    for name in sys.argv[2:]:
+        path = directory / name / "records.sqlite3"
+        entry = out[name] = {}
+        try:
+            RecordStore.open(path).close()
+            entry["recording"] = "allowed"
+        except RecordsError as exc:
+            entry["recording"] = str(exc)
+        with RecordStore.open(path, read_only=True) as store:
+            entry["sessions"] = [[s.id, s.patient] for s in store.sessions()]
+            entry["frames"] = [
+                [f.index for f in store.frames(s.id)] for s in store.sessions()
+            ]
+            entry["events"] = [len(store.events(s.id)) for s in store.sessions()]
+    print(json.dumps(out))
+    """
+)
+
+KILLED_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from acustim.records import ChannelFrame, EventRow, FrameRow, RecordStore
+
+    store = RecordStore.open(Path(sys.argv[1]))
+    session_id = store.start_session(program="p", device="d", profile="f", patient="P-9")
+    ch = ChannelFrame("A", 10, (100.0,) * 4, (200.0,) * 4, (0.5,) * 4)
+    for i in range(int(sys.argv[2])):
+        store.add_frame(session_id, FrameRow(i, i * 0.1, 0.0, False, (ch,)))
+    store.add_event(session_id, EventRow(0.0, "start", "started", None))
+    store.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def make_killed_store(path: Path, frames: int) -> None:
+    """A store whose writer was killed mid-session: its rows are still in the -wal file."""
+    path.parent.mkdir(parents=True)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_CHILD, str(path), str(frames)],
+        env=child_env(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert Path(f"{path}-wal").stat().st_size > 0
+
+
+def test_a_read_only_directory_refuses_recording_clearly_and_every_row_stays_readable(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "ro"
+    clean = root / "clean" / STORE_FILE_NAME
+    clean.parent.mkdir(parents=True)
+    with RecordStore.open(clean) as store:
+        session_id = store.start_session(program="p", device="d", profile="f", patient="P-1")
+        for i in range(3):
+            store.add_frame(session_id, frame(i))
+        store.add_event(session_id, EventRow(0.0, "start", "started", None))
+        store.end_session(session_id, outcome="completed")
+    assert not Path(f"{clean}-wal").exists()  # closed cleanly: all in the main file
+    killed = root / "killed" / STORE_FILE_NAME
+    make_killed_store(killed, 25)
+    no_shm = root / "killed-no-shm" / STORE_FILE_NAME
+    no_shm.parent.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy2(f"{killed}{suffix}", f"{no_shm}{suffix}")
+    wal_before = Path(f"{killed}-wal").read_bytes()
+    names = ["clean", "killed", "killed-no-shm"]
+
+    if namespaces_work():
+        setup = f"mount --bind '{root}' '{root}'\nmount -o remount,bind,ro '{root}'"
+        out = run_in_namespace(setup, READ_ONLY_CHILD, str(root), *names)
+        why = "it is on a read-only filesystem"
+        assert out["probe"] == "Read-only file system"
+    elif os.geteuid() != 0:
+        for d in (root, *(root / n for n in names)):
+            d.chmod(0o555)
+        try:
+            child = subprocess.run(
+                [sys.executable, "-c", READ_ONLY_CHILD, str(root), *names],
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+        finally:
+            for d in (root, *(root / n for n in names)):
+                d.chmod(0o700)
+        out = json.loads(child.stdout)
+        why = "permission denied"
+        assert out["probe"] == "Permission denied"
+    else:
+        pytest.skip("as root only a read-only mount stops writes, and no mount namespace here")
+
+    for name in names:
+        message = out[name]["recording"]
+        assert message.startswith(f"cannot record sessions in {root / name}: {why}")
+        assert "acustim sessions --store" in message and DATA_DIR_ENV in message
+        assert "\n" not in message
+    assert out["clean"]["sessions"] == [[1, "P-1"]]
+    assert out["clean"]["frames"] == [[0, 1, 2]]
+    assert out["clean"]["events"] == [1]
+    for name in ("killed", "killed-no-shm"):  # rows only in the -wal file are read too
+        assert out[name]["sessions"] == [[1, "P-9"]]
+        assert out[name]["frames"] == [list(range(25))]
+        assert out[name]["events"] == [1]
+    assert Path(f"{killed}-wal").read_bytes() == wal_before  # nothing was changed
+    assert not list(root.rglob("probe"))
+
+
+FULL_DISK_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from acustim.records import ChannelFrame, EventRow, FrameRow, RecordStore, RecordsError
+
+    path = Path(sys.argv[1]) / "records.sqlite3"
+    store = RecordStore.open(path)
+    session_id = store.start_session(program="p", device="d", profile="f", patient="P-5")
+    channels = tuple(
+        ChannelFrame(f"C{k}", 10, (100.0,) * 4, (200.0,) * 4, (0.5,) * 4) for k in range(8)
+    )
+    out = {"committed": 0}
+    try:
+        for i in range(100_000):
+            store.add_frame(session_id, FrameRow(i, i * 0.1, 0.0, False, channels))
+            if i % 10 == 9:
+                store.flush()
+                out["committed"] = i + 1
+        out["error"] = None
+    except RecordsError as exc:
+        out["error"] = str(exc)
+    try:
+        store.add_event(session_id, EventRow(1.0, "late", "after the failure", None))
+        out["later"] = "accepted"
+    except RecordsError as exc:
+        out["later"] = str(exc)
+    try:
+        store.close()
+    except RecordsError:
+        pass
+    with RecordStore.open(path, read_only=True) as reader:
+        out["stored"] = [f.index for f in reader.frames(session_id)]
+        out["patient"] = reader.session(session_id).patient
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_full_disk_stops_the_record_with_a_clear_error_and_keeps_every_committed_row(
+    tmp_path: Path,
+) -> None:
+    if not namespaces_work():
+        pytest.skip("a real full disk needs a tmpfs in a mount namespace (unshare)")
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    out = run_in_namespace(
+        f"mount -t tmpfs -o size=192k tmpfs '{disk}'", FULL_DISK_CHILD, str(disk)
+    )
+    error = out["error"]
+    assert error is not None, "the disk never filled"
+    assert "could not commit" in error and "database or disk is full" in error
+    assert "stop the session" in error and "\n" not in error
+    assert out["later"] == error  # every later write raises the same error, nothing crashes
+    assert out["committed"] > 0
+    stored = out["stored"]
+    assert stored == list(range(len(stored)))  # a prefix: nothing lost in the middle
+    assert len(stored) >= out["committed"]  # everything flushed before the failure is there
+    assert out["patient"] == "P-5"
+
+
+def test_a_directory_you_may_not_write_is_refused_before_sqlite_tries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the permission check itself (root ignores file modes): the kernel's answer for a
+    # directory without write permission, on a filesystem that is not read-only.
+    real_access = os.access
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:
+        if Path(path) == tmp_path and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    path = tmp_path / STORE_FILE_NAME
+    with pytest.raises(RecordsError) as excinfo:
+        RecordStore.open(path)
+    message = one_line_error(excinfo, path)
+    assert message.startswith(
+        f"cannot record sessions in {tmp_path}: you cannot write there (permission denied)"
+    )
+    assert not path.exists()

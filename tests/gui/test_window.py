@@ -459,3 +459,31 @@ def test_the_app_main_opens_the_window_and_returns_when_it_closes(
     assert seen and seen[0].closed
     assert not seen[0].engine.io.alive
     assert sys.excepthook is before  # the safety net is taken down with the window
+
+
+def test_a_name_as_patient_code_is_refused_before_anything_starts(
+    window: MainWindow, engine: Engine
+) -> None:
+    window.patient.setText("John Smith")
+    window.start_session()
+    assert window.session is None
+    assert "looks like a name" in window.header.banner.text()
+
+
+def test_history_opens_and_lists_the_recorded_session(
+    window: MainWindow, qtbot: QtBot, engine: Engine
+) -> None:
+    window.patient.setText("P-0042")
+    start(window, qtbot, {"A": 5})
+    session = window.session
+    assert session is not None
+    window.emergency_stop()
+    session.wait(5)
+    qtbot.waitUntil(lambda: window.header.start_button.isEnabled(), timeout=3000)
+    assert engine.store is not None
+    engine.store.flush()
+    window.show_history()
+    history = window._history
+    assert history is not None
+    assert history.isVisible()
+    assert engine.store.session(session.session_id or -1).patient == "P-0042"
