@@ -12,6 +12,7 @@ device through the link its profile names), e.g. ``coyote3@AA:BB:CC:DD:EE:FF``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,10 @@ def resolve_device(spec: str) -> tuple[DeviceProfile, Transport]:
     )
 
 
+#: How long closing waits for a session to put zero on the wire and end.
+CLOSE_WAIT_S = 5.0
+
+
 class Engine:
     """Owns the IO thread and the records store. Use as a context manager."""
 
@@ -116,10 +121,20 @@ class Engine:
         return device
 
     def close(self) -> None:
-        """Stop every session (zero output), close every device, stop the IO thread."""
+        """Stop every session (zero output), close every device, stop the IO thread.
+
+        Every session is asked to stop before any is waited for, and one device that hangs
+        does not keep the others from being closed."""
         try:
+            sessions = [d.session for d in self.devices if d.session is not None]
+            for session in sessions:
+                session.stop("the engine was closed")
+            for session in sessions:
+                with contextlib.suppress(Exception):
+                    session.wait(CLOSE_WAIT_S)
             for device in self.devices:
-                device.close()
+                with contextlib.suppress(Exception):
+                    device.close()
         finally:
             self.io.close()
             if self._own_store and self.store is not None:
@@ -209,11 +224,13 @@ class Device:
         return self.session
 
     def close(self) -> None:
+        """Stop this device's session (zero output) and close its link."""
         if self.session is not None and not self.session.done:
             self.session.stop("device closed")
-            self.session.wait(5.0)
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                self.session.wait(CLOSE_WAIT_S)
         if self.engine.io.alive:
-            self.engine.io.run(self.transport.close(), timeout_s=5.0)
+            self.engine.io.run(self.transport.close(), timeout_s=CLOSE_WAIT_S)
 
 
 class Session:

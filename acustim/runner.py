@@ -13,6 +13,7 @@ frame (only the guard does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -182,6 +183,11 @@ def check_program_fits(
 
 NoticeHandler = Callable[[str, str], None]  # (kind, message)
 
+#: Longest a connect (or one reconnect attempt) may take before it counts as failed.
+CONNECT_TIMEOUT_S = 15.0
+#: Longest closing a link may take.
+CLOSE_TIMEOUT_S = 5.0
+
 #: At or below this, a low-battery notice is shown and recorded.
 LOW_BATTERY_PERCENT = 15
 
@@ -279,7 +285,8 @@ class SessionRunner:
         program = self.config.program
         self.driver.on_event = self._device_event
         try:
-            await self.driver.connect(self.limits)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await self.driver.connect(self.limits)
         except Exception as exc:
             await self._close_quietly()
             self.result = StreamResult("fault", f"could not connect: {_describe(exc)}")
@@ -304,7 +311,14 @@ class SessionRunner:
         except Exception as exc:  # a bug or a records failure: never leave output on
             self.guard.end(loop.time())
             self.result = StreamResult("fault", f"session failed: {_describe(exc)}")
+        except asyncio.CancelledError:  # the engine is closing: zero and close, then go on
+            self.guard.end(loop.time())
+            self.result = self.result or StreamResult("stopped", "the engine was closed")
+            await self._end_reconnect()
+            await self._close_quietly()
+            raise
         assert self.result is not None
+        await self._end_reconnect()
         await self._close_quietly()
         if not self.zero_confirmed and not self.profile.stops_when_host_silent:
             self.result = StreamResult(
@@ -352,15 +366,34 @@ class SessionRunner:
             reason=r.reason if r else None,
         )
 
+    def _streaming(self) -> bool:
+        return self.streamer is not None and self.streamer.running
+
+    async def _end_reconnect(self) -> None:
+        """A reconnect still trying must not outlive the session (it would reopen the link)."""
+        task = self._reconnect_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
     async def _close_quietly(self) -> None:
+        """The last zero, then the link closes whatever happened to the zero."""
         try:
             if self.streamer is not None:
                 await self.streamer.final_zero()
-                await self.driver.close()
-            else:
-                await self.driver.close(self.guard.zero_frame(self._now()))
         except Exception as exc:
-            self._event("close_failed", f"closing the link failed: {_describe(exc)}")
+            self.zero_confirmed = False
+            self._event("close_failed", f"the last zero frame failed: {_describe(exc)}")
+        finally:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    if self.streamer is not None:
+                        await self.driver.close()
+                    else:
+                        await self.driver.close(self.guard.zero_frame(self._now()))
+            except Exception as exc:
+                self._event("close_failed", f"closing the link failed: {_describe(exc)}")
 
     def _demand(self, index: int, now_s: float) -> Sequence[ChannelDemand]:
         demand = self.source(index, now_s)
@@ -497,7 +530,9 @@ class SessionRunner:
         while self.streamer is not None and self.streamer.running:
             attempt += 1
             try:
-                await self.driver.connect(self.limits)
+                remaining = max(0.1, deadline - loop.time())
+                async with asyncio.timeout(min(CONNECT_TIMEOUT_S, remaining)):
+                    await self.driver.connect(self.limits)
             except Exception as exc:
                 self._event("reconnect_failed", f"reconnect {attempt} failed: {_describe(exc)}")
                 if loop.time() + 1.0 > deadline:
@@ -509,6 +544,8 @@ class SessionRunner:
                     return
                 await asyncio.sleep(1.0)
                 continue
+            if not self._streaming():
+                return  # the session ended while connecting: the close path zeroes and closes
             self.guard.confirm_limits_written()
             self.streamer.link_up = True
             self.reconnects += 1
@@ -571,4 +608,6 @@ class SessionRunner:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "the device did not answer in time"
     return str(exc) if isinstance(exc, AcustimError) else f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ Runs on the IO loop only. It never makes a frame itself: every frame comes from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -149,7 +150,9 @@ class Streamer:
                 await self.driver.send(zero)
         except Exception as exc:  # the link is gone: the stream ends as a fault
             if self._result is None or self._result.outcome != "fault":
-                self._result = StreamResult("fault", f"could not write zero output: {exc}")
+                self._result = StreamResult(
+                    "fault", f"could not write zero output: {_describe(exc, self)}"
+                )
             self._wake.set()
             return
         loop = asyncio.get_running_loop()
@@ -187,8 +190,9 @@ class Streamer:
                     await self._wake.wait()
             except TimeoutError:
                 pass
-        while loop.time() < deadline and not self._finished():
-            pass
+        if spin_s > 0:  # a virtual clock does not move while we spin
+            while loop.time() < deadline and not self._finished():
+                pass
 
     async def run(self) -> StreamResult:
         """Stream until the guard ends the session, ``end()`` is called, or a fault."""
@@ -224,6 +228,11 @@ class Streamer:
                     continue
                 frame = self.guard.vet(self.source(i, now), now)
                 if not self.link_up:
+                    if self.guard.phase is Phase.ENDED:  # the session's time ran out meanwhile
+                        self._result = StreamResult(
+                            "fault",
+                            "the device link was lost and the session ended before it came back",
+                        )
                     i += 1
                     continue
                 lateness = loop.time() - deadline  # as handed to the link, vetting included
@@ -250,8 +259,18 @@ class Streamer:
                 if self.guard.phase is Phase.ENDED and self._result is None:
                     self._result = StreamResult("completed", "session completed")
                 i += 1
+        except asyncio.CancelledError:
+            # the IO thread is shutting down under us: zero first, then let the cancel go on
+            self._result = self._result or StreamResult("stopped", "the engine was closed")
+            zero = self.guard.end(loop.time())
+            if self.link_up:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.write_timeout_s):
+                        await self.driver.send(zero)
+                    self._sent(zero, 0.0)
+            raise
         except Exception as exc:
-            reason = str(exc) if isinstance(exc, AcustimError) else f"{type(exc).__name__}: {exc}"
+            reason = _describe(exc, self)
             self._result = StreamResult("fault", reason)
             zero = self.guard.end(loop.time())
             try:
@@ -260,8 +279,16 @@ class Streamer:
                         await self.driver.send(zero)
                     self._sent(zero, 0.0)
             except Exception as send_exc:
-                self._result = StreamResult("fault", f"{reason}; zero not confirmed: {send_exc}")
+                self._result = StreamResult(
+                    "fault", f"{reason}; zero not confirmed: {_describe(send_exc, self)}"
+                )
         if self._oob:  # let an emergency zero finish before reporting the end
             await asyncio.gather(*self._oob, return_exceptions=True)
         assert self._result is not None
         return self._result
+
+
+def _describe(exc: BaseException, streamer: Streamer) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {streamer.write_timeout_s * 1000:.0f} ms"
+    return str(exc) if isinstance(exc, AcustimError) else f"{type(exc).__name__}: {exc}"

@@ -598,9 +598,7 @@ class MainWindow(QMainWindow):
             if self._end_handled:
                 self._show_end_banner()
             else:
-                self.header.banner.show_message(
-                    f"{message}. Output is zero; nothing resumes by itself.", "danger"
-                )
+                self.header.banner.show_message(f"{message}. {self._output_now()}", "danger")
             self._update_controls()
         elif kind == "resume":
             self.header.banner.clear_message()
@@ -708,7 +706,18 @@ class MainWindow(QMainWindow):
         tone = {"completed": "ok", "stopped": "info"}.get(outcome, "danger")
         what = {"completed": "Session completed", "stopped": "Stopped"}.get(outcome, "Fault")
         after = " Reconnect the device to start again." if self.link_state == "lost" else ""
-        self.header.banner.show_message(f"{what}: {reason}. Output is zero.{after}", tone)
+        said = "" if "WARNING" in reason else f" {self._output_now()}"
+        self.header.banner.show_message(f"{what}: {reason}.{said}{after}", tone)
+
+    def _output_now(self) -> str:
+        """What can honestly be said about the output after a stop, fault or lost link."""
+        device = self.device
+        runs_on = device is not None and not device.profile.stops_when_host_silent
+        if runs_on and self.link_state == "lost" and device is not None:
+            return (
+                f"{device.profile.name} keeps stimulating by itself: switch it off at the device."
+            )
+        return "Output is zero; nothing resumes by itself."
 
     # --- the end ---------------------------------------------------------------------------------
     def shutdown(self, reason: str = "window closed") -> None:

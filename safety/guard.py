@@ -264,6 +264,11 @@ class Guard:
                 f"level {channel}={level_du} du is outside this channel's range; "
                 f"allowed 0..{state.ceiling_du} du"
             )
+        if level_du > state.target_du and self._phase is Phase.RUNNING and not self._limits_written:
+            raise LimitError(
+                "the device is reconnecting: raise the level again once it is back "
+                "(nothing resumes by itself)"
+            )
         state.target_du = level_du
         if level_du < state.level:
             state.level = float(level_du)
@@ -305,10 +310,24 @@ class Guard:
         self._limits_written = True
 
     def device_level(self, channel: str, level_du: int, now_s: float) -> None:
-        """The device reports its level changed (e.g. its wheel was turned): follow it, never
-        fight it, but never above the ceiling."""
+        """The device reports its level changed (e.g. its wheel was turned).
+
+        A fall is followed at once. A rise becomes the target, so output ramps to it at the
+        soft-start rate and never above the ceiling; and only while the practitioner is
+        stimulating on that channel (a running, connected session with a target above zero):
+        after a stop or pause, at the start, or around a reconnect a reported rise is ignored,
+        and the device is brought back to the guard's level by the next frame."""
         state = self._state(channel)
         reported = max(0, level_du)
+        current = self.level_du(channel)
+        if reported < current:
+            self._note(now_s, "device_level", channel, f"device lowered {channel} to {reported} du")
+            state.level = float(reported)
+            state.target_du = reported
+            return
+        following = self._phase is Phase.RUNNING and self._limits_written and state.target_du > 0
+        if reported == state.target_du or not following:
+            return
         if reported > state.ceiling_du:
             self._note(
                 now_s,
@@ -318,12 +337,9 @@ class Guard:
                 f"{state.ceiling_du} du; holding the ceiling",
             )
             reported = state.ceiling_du
-        if self._phase is not Phase.RUNNING or not self._limits_written:
-            # only a running, fully connected session follows the device up
-            reported = min(reported, self.level_du(channel))
-        if reported != self.level_du(channel):
-            self._note(now_s, "device_level", channel, f"device set {channel} to {reported} du")
-        state.level = float(reported)
+        self._note(
+            now_s, "device_level", channel, f"device raised {channel}: ramping to {reported} du"
+        )
         state.target_du = reported
 
     # --- frames -----------------------------------------------------------------------------

@@ -287,7 +287,15 @@ class Coyote2Codec:
             strengths.append(strength)
         wanted = (strengths[0], strengths[1])
         if wanted != self.device_strengths:
-            out.append(self._strength_write(wanted))
+            known = self.device_strengths
+            falls = known is None or any(w < k for w, k in zip(wanted, known, strict=True))
+            # a fall goes out before the new waveforms (a wider pulse must not meet the old,
+            # higher strength), a rise after them
+            write = self._strength_write(wanted)
+            if falls:
+                out.insert(0, write)
+            else:
+                out.append(write)
         return out
 
     def receive(self, endpoint: str, data: bytes) -> DeviceEvent | None:

@@ -242,12 +242,14 @@ class Driver(DeviceDriver):
             ceilings.get("A", 0), ceilings.get("B", 0), freq_bal, freq_bal, int_bal, int_bal
         )
         async with self._write_lock:
-            await self.transport.write(bf, endpoint=WRITE_CHAR)
-            # Strength persists on the device and cannot be read: set it to an absolute zero.
-            # The write is acknowledged by the link, and an absolute zero is always valid, so
-            # zero is what the device holds; no B1 is needed (and none comes if it was zero).
+            # Strength persists on the device and cannot be read: set it to an absolute zero
+            # first. The write is acknowledged by the link, and an absolute zero is always
+            # valid, so zero is what the device holds; sequence 0 asks for no B1. Then the
+            # soft limits: with the strength already at zero, BF cannot clamp it (a clamp
+            # would send a B1 that looks like the wheel).
             zero = self.codec.zero_command(loop.time(), want_reply=False)
             await self.transport.write(zero, endpoint=WRITE_CHAR)
+            await self.transport.write(bf, endpoint=WRITE_CHAR)
 
     async def _write_frame(self, frame: VettedFrame) -> None:
         now = asyncio.get_running_loop().time()

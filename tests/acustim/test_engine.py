@@ -207,8 +207,8 @@ def test_reconnect_writes_limits_again_and_never_resumes_by_itself(engine: Engin
     result = session.wait(60)
     assert result.outcome == "completed"
     after = [(t, d) for t, d in writes if t >= marks["drop"]]
-    assert after[0][1] == C.encode_bf(40, 200, 160, 160, 0, 0)  # limits first, again
-    assert after[1][1][2:4] == b"\x00\x00"  # then zero strengths
+    assert after[0][1][2:4] == b"\x00\x00"  # zero strengths first, again
+    assert after[1][1] == C.encode_bf(40, 200, 160, 160, 0, 0)  # then the limits
     # no strength above zero after the drop: nobody raised a level again
     record = device.simulator.record
     assert record.max_output("A", marks["drop"] + 1e-6) == 0.0

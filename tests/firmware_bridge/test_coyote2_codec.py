@@ -333,8 +333,8 @@ def test_strength_is_written_only_when_it_changes() -> None:
     assert [w.char for w in second] == [A_WAVE, B_WAVE]  # both waveforms refreshed, no strength
     assert C.decode_xyz(second[0].data) == (3, 47, 12)
     third = codec.encode(vet(g, t + 0.2, A=(50.0, 100.0, 0.5), B=(50.0, 100.0, 1.0)))
-    assert [w.char for w in third] == [A_WAVE, B_WAVE, PWM]
-    assert C.decode_pwm_ab2(third[2].data) == (35, 140)
+    assert [w.char for w in third] == [PWM, A_WAVE, B_WAVE]  # a fall goes first
+    assert C.decode_pwm_ab2(third[0].data) == (35, 140)
     assert codec.written == (35, 140)
 
 
@@ -343,9 +343,9 @@ def test_intensity_zero_writes_a_silent_waveform_and_strength_zero() -> None:
     codec = codec_at_zero()
     codec.encode(vet(g, t, A=(50.0, 100.0, 1.0), B=(50.0, 100.0, 1.0)))
     off_a = codec.encode(vet(g, t + 0.1, A=(50.0, 100.0, 0.0), B=(50.0, 100.0, 1.0)))
-    assert [w.char for w in off_a] == [A_WAVE, B_WAVE, PWM]
-    assert C.decode_xyz(off_a[0].data) == (0, 20, 0)
-    assert C.decode_pwm_ab2(off_a[2].data) == (0, 140)
+    assert [w.char for w in off_a] == [PWM, A_WAVE, B_WAVE]  # a fall goes first
+    assert C.decode_xyz(off_a[1].data) == (0, 20, 0)
+    assert C.decode_pwm_ab2(off_a[0].data) == (0, 140)
 
 
 def test_level_zero_channel_is_silent() -> None:
@@ -462,9 +462,13 @@ def test_a_strength_the_guard_did_not_follow_is_written_back() -> None:
     codec.encode(vet(g, t, A=(50.0, 100.0, 1.0)))
     wheel = codec.receive(PWM, C.encode_pwm_ab2(2047, 0))
     assert wheel == StrengthReport({"A": 2047}, 0, by_device=True)
-    g.device_level("A", 2047, t)  # held at the ceiling, 2000
-    writes = codec.encode(vet(g, t + 0.1, A=(50.0, 100.0, 1.0)))
-    assert writes[-1] == (PWM, C.encode_pwm_ab2(2000, 0))
+    g.device_level("A", 2047, t)  # a rise: the target becomes the ceiling (2000), ramped
+    assert g.target_du("A") == 2000
+    frame = vet(g, t + 0.1, A=(50.0, 100.0, 1.0))
+    writes = codec.encode(frame)
+    # the device is written back down to the ramped level at once (a fall goes first)
+    assert writes[0] == (PWM, C.encode_pwm_ab2(frame.channel("A").level_du, 0))
+    assert frame.channel("A").level_du < 100
 
 
 def test_a_late_echo_after_an_emergency_stop_is_not_taken_for_the_wheel() -> None:

@@ -16,13 +16,13 @@ def b0_frames(rig: Rig) -> list[tuple[float, bytes]]:
     return [(t, d) for t, d in rig.link.log if d[0] == 0xB0]
 
 
-def test_connect_writes_limits_then_zero_before_any_output(rig: Rig) -> None:
+def test_connect_writes_zero_then_limits_before_any_output(rig: Rig) -> None:
     rig.run(rig.connect())
     first, second = rig.link.log[0][1], rig.link.log[1][1]
-    assert first == C.encode_bf(60, 50, 160, 160, 0, 0)
-    assert second[0] == 0xB0
-    assert (second[1] & 0x0F) == 0b1111  # set absolute on both channels
-    assert second[2:4] == b"\x00\x00"
+    assert first[0] == 0xB0
+    assert (first[1] & 0x0F) == 0b1111  # set absolute on both channels
+    assert first[2:4] == b"\x00\x00"
+    assert second == C.encode_bf(60, 50, 160, 160, 0, 0)
     assert rig.sim.soft_limit_du("A") == 60
     assert rig.sim.soft_limit_du("B") == 50
     assert rig.driver.battery_percent == 100

@@ -58,7 +58,8 @@ def test_the_window_opens_connected_to_the_simulator_with_the_programs_channels(
     assert window.device_panel.link.text() == "● Connected"
     assert list(window.channels.cards) == ["A"]  # tmj-jaw-pain-left has one channel
     card = window.channels.cards["A"]
-    assert card.ceiling.maximum() == 200 and card.slider.maximum() == 200
+    # the program's ceiling: 40 % of the Coyote 3's 200 du
+    assert card.ceiling.maximum() == 80 and card.slider.maximum() == 80
     assert card.slider.value() == 0
     assert window.header.start_button.isEnabled()
     assert not window.header.pause_button.isEnabled()

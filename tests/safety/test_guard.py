@@ -57,9 +57,12 @@ def test_output_is_zero_before_start() -> None:
 
 def test_output_is_zero_until_device_limits_are_written() -> None:
     g = Guard(resolve_limits(device(), program()))
+    g.set_level("A", 50, 0.0)  # chosen before the session starts
     g.start(0.0)
-    g.set_level("A", 50, 0.0)
     assert all(f.zero for f in run_frames(g, 0.0, 30))
+    with pytest.raises(LimitError, match="reconnecting"):
+        g.set_level("A", 60, 3.0)  # no raising while the device's limits are not written
+    g.set_level("A", 40, 3.0)  # lowering is always allowed
     g.confirm_limits_written()
     assert g.limits_written
     # the ramp starts from zero when output becomes possible (4 du/s), not from where time says
@@ -234,14 +237,31 @@ def test_device_wheel_down_is_followed() -> None:
     assert g.vet([demand("A")], 10.1).channel("A").level_du == 12
 
 
-def test_device_wheel_up_is_followed_but_never_above_the_ceiling() -> None:
+def test_device_wheel_up_is_followed_at_the_ramp_rate_never_above_the_ceiling() -> None:
     g = running({"ceilings_du": {"A": 25}})
-    g.device_level("A", 20, 1.0)
-    assert g.level_du("A") == 20
-    g.device_level("A", 90, 2.0)
-    assert g.level_du("A") == 25
+    g.set_level("A", 5, 0.0)
+    run_frames(g, 0.0, 20)
+    assert g.level_du("A") == 5
+    g.device_level("A", 20, 2.0)
+    assert g.target_du("A") == 20
+    assert g.level_du("A") == 5  # no jump: the rise is ramped
+    levels = [f.channel("A").level_du for f in run_frames(g, 2.1, 60)]
+    assert levels[0] <= 6
+    assert levels[-1] == 20
+    g.device_level("A", 90, 9.0)
+    assert g.target_du("A") == 25
     messages = [n.message for n in g.drain_notices()]
     assert any("above the ceiling" in m for m in messages)
+
+
+def test_device_rise_is_ignored_after_a_stop() -> None:
+    g = running()
+    g.set_level("A", 10, 0.0)
+    run_frames(g, 0.0, 40)
+    g.stop(4.0)
+    g.device_level("A", 10, 4.01)  # a wheel report that crossed the stop on the radio
+    assert g.target_du("A") == 0
+    assert all(f.zero for f in run_frames(g, 4.1, 20))
 
 
 def test_device_level_cannot_raise_output_outside_a_running_session() -> None:

@@ -77,7 +77,6 @@ def check_run(guard: Guard, plan: list[Step]) -> None:
     for step in plan:
         now += step.dt_s
         cmd = step.command
-        allow_jump: set[str] = set()
         if cmd[0] == "level":
             try:
                 guard.set_level(cmd[1], int(cmd[2]), now)
@@ -96,9 +95,7 @@ def check_run(guard: Guard, plan: list[Step]) -> None:
             guard.confirm_limits_written()
             link_ok = True
         elif cmd[0] == "device":
-            guard.device_level(cmd[1], int(cmd[2]), now)
-            allow_jump.add(cmd[1])  # the device's own wheel: followed, not ramped
-            stopped[cmd[1]] = False
+            guard.device_level(cmd[1], int(cmd[2]), now)  # followed, but rises ramp
         elif cmd[0] == "finish":
             guard.finish(now)
 
@@ -121,12 +118,11 @@ def check_run(guard: Guard, plan: list[Step]) -> None:
                         <= L.ABS_MAX_CURRENT_DENSITY_MA_PER_CM2 + 1e-9
                     )
             # never faster than the ramp (one du of rounding)
-            if ch.name not in allow_jump:
-                step_s = min(max(elapsed, 0.0), G.MAX_RAMP_STEP_S)
-                assert ch.level_du - last_level[ch.name] <= math.floor(rate * step_s) + 1
+            step_s = min(max(elapsed, 0.0), G.MAX_RAMP_STEP_S)
+            assert ch.level_du - last_level[ch.name] <= math.floor(rate * step_s) + 1
             # zero after stop / link loss until raised again
             if stopped[ch.name] or not link_ok:
-                assert ch.level_du == 0 or (ch.name in allow_jump and link_ok)
+                assert ch.level_du == 0
             # a channel without demand this frame is silent but keeps its level
             last_level[ch.name] = max(ch.level_du, guard.level_du(ch.name))
         last_t = now
