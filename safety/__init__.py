@@ -1,4 +1,5 @@
-"""THE GATE: limits, the guard that turns demands into vetted frames, electrical checks.
+"""THE GATE: limits, the guard that turns demands into vetted frames, electrical checks,
+electrode placement rules and patient screening.
 
 Pure: no I/O, no threads, no Qt, no clock of its own. Nothing reaches a device except a
 ``VettedFrame`` made by ``Guard``.
@@ -13,20 +14,60 @@ from safety.limits import (
     SessionLimits,
     resolve_limits,
 )
+from safety.placement import (
+    PlacementError,
+    PlacementFinding,
+    PlacementReport,
+    check_pair,
+    check_placement,
+    require_safe_placement,
+    sites_with_hazard,
+)
+from safety.screening import (
+    SCREENING_QUESTIONS,
+    SESSION_REMINDERS,
+    OnsetLimit,
+    Question,
+    ScreeningError,
+    ScreeningFinding,
+    ScreeningResult,
+    bells_palsy_limit,
+    evaluate,
+    onset_limit,
+    require_clear,
+)
 
 __all__ = [
+    "SCREENING_QUESTIONS",
+    "SESSION_REMINDERS",
     "Calibration",
     "ChannelLimits",
     "DeviceLimits",
     "Guard",
     "LimitError",
     "Notice",
+    "OnsetLimit",
     "Phase",
+    "PlacementError",
+    "PlacementFinding",
+    "PlacementReport",
+    "Question",
     "SafetyError",
+    "ScreeningError",
+    "ScreeningFinding",
+    "ScreeningResult",
     "SessionLimits",
     "UnvettedFrameError",
     "VettedChannel",
     "VettedFrame",
+    "bells_palsy_limit",
+    "check_pair",
+    "check_placement",
+    "evaluate",
+    "onset_limit",
+    "require_clear",
+    "require_safe_placement",
     "require_vetted",
     "resolve_limits",
+    "sites_with_hazard",
 ]

@@ -1,14 +1,17 @@
 """The acupoint catalogue: what a program's electrode sites are and where they sit on a diagram.
 
-``waveforms/acupoints.toml`` holds one entry per point: its code (``ST6``), pinyin and Chinese
-names, a one-line location, the body region, and positions on a face/head diagram and on a
-whole-body diagram. Positions are for the patient's LEFT side in unit-square coordinates of a
-front view as the practitioner facing the patient sees it (x 0..1 from the viewer's left,
-y 0..1 from the top), so left-side points have x > 0.5; ``Acupoint.position`` mirrors them for
-the right side. ``parse_site("ST6-L")`` reads a program's site into (point, side).
+``waveforms/acupoints.toml`` holds one entry per point: its WHO standard code (``ST6``), pinyin
+and Chinese names, a one-line location, the body region, whether the point is bilateral or on
+the midline, positions on a face/head diagram and on a whole-body diagram, the hazards the
+placement rules read (``eye``, ``front-of-neck``, ...), and cautions. Positions are for the
+patient's LEFT side in unit-square coordinates of a front view as the practitioner facing the
+patient sees it (x 0..1 from the viewer's left, y 0..1 from the top), so left-side points have
+x > 0.5; ``Acupoint.position`` mirrors them for the right side. ``parse_site("ST6-L")`` reads a
+program's site into (point, side); ``resolve_site`` does the same against a given catalogue.
 
-Data only: never talks to devices and never decides what is safe (placement rules belong to
-``safety``); the cautions here are reminders shown next to the point.
+Data only: never talks to devices and never decides what is safe. The placement rules in
+``safety.placement`` read the regions, sides, hazards and face positions from here; the
+cautions are reminders shown next to the point.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -23,23 +27,54 @@ from typing import Any, Literal
 from waveforms.errors import AcustimError
 
 __all__ = [
+    "HAZARDS",
+    "LATERALITIES",
     "REGIONS",
+    "SIDE_NAMES",
     "Acupoint",
     "AcupointError",
+    "Hazard",
+    "Laterality",
     "Side",
     "load_catalogue",
     "parse_catalogue",
     "parse_site",
+    "resolve_site",
 ]
 
 Side = Literal["L", "R", "M"]
-REGIONS = ("face", "head", "neck", "hand", "arm", "leg", "trunk")
+#: Body regions. "chest" is the front of the rib cage, "back" the back of the trunk.
+REGIONS = ("face", "head", "neck", "hand", "arm", "leg", "foot", "chest", "back")
 SIDE_NAMES: dict[str, str] = {"L": "left", "R": "right", "M": "midline"}
+Laterality = Literal["bilateral", "midline"]
+LATERALITIES: tuple[Laterality, ...] = ("bilateral", "midline")
+Hazard = Literal["eye", "near-eye", "front-of-neck", "mouth", "thorax", "pregnancy"]
+#: What each hazard means; ``safety.placement`` decides what follows from it.
+HAZARDS: dict[str, str] = {
+    "eye": "over or next to the eye (on or inside the bony rim of the eye socket)",
+    "near-eye": "within about two finger-widths of the eye, outside the rim of the socket",
+    "front-of-neck": "on the front or side of the neck, over or next to the carotid sinus or "
+    "the larynx",
+    "mouth": "beside the lips, where a pad can reach or cover the mouth",
+    "thorax": "over the rib cage (chest or upper back)",
+    "pregnancy": "traditionally avoided in pregnancy",
+}
 
 _CODE = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*")
 _SITE = re.compile(r"(?P<code>[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*)-(?P<side>[LRM])")
 _SOURCE = "waveforms/acupoints.toml"
-_KEYS = ("code", "pinyin", "chinese", "location", "region", "face_xy", "body_xy", "cautions")
+_KEYS = (
+    "code",
+    "pinyin",
+    "chinese",
+    "location",
+    "region",
+    "side",
+    "face_xy",
+    "body_xy",
+    "hazards",
+    "cautions",
+)
 
 
 class AcupointError(AcustimError):
@@ -48,7 +83,11 @@ class AcupointError(AcustimError):
 
 @dataclass(frozen=True)
 class Acupoint:
-    """One acupoint; positions are for the patient's left side (see the module docstring)."""
+    """One acupoint; positions are for the patient's left side (see the module docstring).
+
+    ``laterality`` says whether the point exists on both sides (written ``-L``/``-R`` in a
+    program) or once on the midline (written ``-M``).
+    """
 
     code: str
     pinyin: str
@@ -58,6 +97,8 @@ class Acupoint:
     face_xy: tuple[float, float] | None = None
     body_xy: tuple[float, float] | None = None
     cautions: tuple[str, ...] = ()
+    laterality: Laterality = "bilateral"
+    hazards: tuple[Hazard, ...] = ()
 
     @property
     def name(self) -> str:
@@ -125,15 +166,30 @@ def parse_catalogue(text: str) -> dict[str, Acupoint]:
         cautions = entry.get("cautions", [])
         if not isinstance(cautions, list) or not all(isinstance(c, str) for c in cautions):
             raise _fail(index, "cautions", "must be a list of text")
+        laterality = entry.get("side", "bilateral")
+        if laterality not in LATERALITIES:
+            raise _fail(
+                index, "side", f"= {laterality!r} is unknown; allowed {', '.join(LATERALITIES)}"
+            )
+        hazards = entry.get("hazards", [])
+        if not isinstance(hazards, list) or not all(
+            isinstance(h, str) and h in HAZARDS for h in hazards
+        ):
+            raise _fail(index, "hazards", f"= {hazards!r} is not a list of {', '.join(HAZARDS)}")
+        face_xy = _xy(index, "face_xy", entry.get("face_xy"))
+        if laterality == "midline" and face_xy is not None and face_xy[0] != 0.5:
+            raise _fail(index, "face_xy", f"= {list(face_xy)!r}: a midline point has x = 0.5")
         out[code] = Acupoint(
             code=code,
             pinyin=_text(index, entry, "pinyin"),
             chinese=_text(index, entry, "chinese"),
             location=_text(index, entry, "location"),
             region=region,
-            face_xy=_xy(index, "face_xy", entry.get("face_xy")),
+            face_xy=face_xy,
             body_xy=_xy(index, "body_xy", entry.get("body_xy")),
             cautions=tuple(cautions),
+            laterality=laterality,
+            hazards=tuple(hazards),
         )
     return out
 
@@ -149,17 +205,30 @@ def load_catalogue() -> dict[str, Acupoint]:
     return dict(_catalogue())
 
 
-def parse_site(site: str) -> tuple[Acupoint, Side]:
-    """A program's site (``"ST6-L"``, ``"EX-HN5-R"``, ``"GV20-M"``) as (point, side)."""
+def resolve_site(site: str, catalogue: Mapping[str, Acupoint]) -> tuple[Acupoint, Side]:
+    """A program's site (``"ST6-L"``, ``"EX-HN5-R"``, ``"GV20-M"``) as (point, side), looked
+    up in ``catalogue``. A bilateral point needs ``-L`` or ``-R``, a midline point ``-M``."""
     match = _SITE.fullmatch(site.strip())
     if match is None:
         raise AcupointError(
             f"site {site!r} is not a code and a side; allowed e.g. ST6-L, EX-HN5-R, GV20-M"
         )
     code, side = match["code"], match["side"]
-    point = _catalogue().get(code)
+    point = catalogue.get(code)
     if point is None:
-        known = ", ".join(sorted(_catalogue()))
+        known = ", ".join(sorted(catalogue))
         raise AcupointError(f"site {site!r}: {code} is not in the acupoint catalogue ({known})")
+    if point.laterality == "midline" and side != "M":
+        raise AcupointError(f"site {site!r}: {code} is a midline point; write {code}-M")
+    if point.laterality == "bilateral" and side == "M":
+        raise AcupointError(
+            f"site {site!r}: {code} is on both sides of the body; write {code}-L or {code}-R"
+        )
     resolved: Side = "L" if side == "L" else "R" if side == "R" else "M"
     return point, resolved
+
+
+def parse_site(site: str) -> tuple[Acupoint, Side]:
+    """A program's site (``"ST6-L"``, ``"EX-HN5-R"``, ``"GV20-M"``) as (point, side), looked
+    up in the shipped catalogue."""
+    return resolve_site(site, _catalogue())

@@ -31,16 +31,24 @@ from waveforms.program import (
     Continuous,
     DenseDisperse,
     ElectrodeKind,
+    EvidenceLevel,
+    EvidenceMarker,
+    EvidenceStatus,
     Intermittent,
+    OnsetRule,
     Program,
     Ramp,
     Segment,
+    Stage,
+    source_key,
 )
 from waveforms.render import US_PER_S, seconds_to_us
 
 __all__ = [
     "CHANNEL_NAME_PATTERN",
+    "CORE_EVIDENCE",
     "ELECTRODE_AREA_CM2",
+    "EVIDENCE_ABOUT",
     "FREQUENCY_HZ",
     "FREQUENCY_RANGE_HZ",
     "INTENSITY",
@@ -58,6 +66,8 @@ __all__ = [
     "SEGMENT_DURATION_S",
     "SITE_PATTERN",
     "Range",
+    "derive_evidence",
+    "find_line",
     "load_program",
     "parse_program",
     "validate_program",
@@ -105,6 +115,34 @@ MAX_FILE_BYTES = 256 * 1024
 MAX_LABEL_CHARS = 80
 MAX_TITLE_CHARS = 120
 MAX_TEXT_CHARS = 4000
+MAX_EVIDENCE_MARKERS = 32
+MAX_MARKER_SOURCES = 16
+
+#: What an ``[[evidence]]`` marker can be about.
+EVIDENCE_ABOUT = (
+    "points",
+    "waveform",
+    "frequency",
+    "pulse_width",
+    "intensity",
+    "ceiling",
+    "duration",
+    "sessions",
+    "timing",
+    "onset",
+)
+#: A program is "sourced" only if each of these has a sourced marker (and no marker is a
+#: practice default).
+CORE_EVIDENCE = ("points", "waveform", "frequency", "pulse_width", "duration")
+_EVIDENCE_STATUSES: tuple[EvidenceStatus, ...] = ("sourced", "practice-default")
+_EVIDENCE_LEVELS: tuple[EvidenceLevel, ...] = ("sourced", "practice-default")
+_ONSET_RULES: tuple[OnsetRule, ...] = ("bells-palsy",)
+_STAGES: tuple[Stage, ...] = ("subacute", "chronic")
+_EVIDENCE_KEYS = ("about", "status", "sources", "note")
+_SOURCE_KEY_RULE = (
+    "a source key in brackets, 1..32 letters, digits, '.', '_' or '-', then a space and the "
+    'citation, e.g. "[Sung2021] Sung 2021, Healthcare 9:1497"'
+)
 
 PROGRAM_NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 CHANNEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,7}")
@@ -161,7 +199,7 @@ _SEGMENT_CLASSES: dict[str, Callable[..., Segment]] = {
     "ramp": Ramp,
 }
 _KINDS_TEXT = ", ".join(f'"{k}"' for k in _KIND_FIELDS)
-_TOP_KEYS = ("program", "segments", "channels")
+_TOP_KEYS = ("program", "segments", "channels", "evidence")
 _PROGRAM_KEYS = (
     "name",
     "title",
@@ -171,10 +209,14 @@ _PROGRAM_KEYS = (
     "electrode_area_cm2",
     "cautions",
     "sources",
+    "evidence",
+    "onset_rule",
+    "stage",
 )
 _CHANNEL_KEYS = ("name", "sites", "max_level_fraction", "max_current_ma", "segments")
 _ELECTRODES: tuple[ElectrodeKind, ...] = ("pad", "needle")
 _MISSING = object()
+_LONG_NUMBER = re.compile(r"[0-9_]{4300,}")
 _SYNTAX_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 # A place in the TOML document: table keys and array indexes, e.g. ("channels", 0, "segments", 2).
@@ -203,6 +245,10 @@ def _value_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
+        bits = value.bit_length()
+        if bits > 100:  # too long to show; and beyond ~4300 digits Python refuses str()
+            digits = len(str(abs(value))) if bits < 14000 else int(bits * math.log10(2)) + 1
+            return f"(an integer of about {digits} digits)"
         return str(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
@@ -215,6 +261,36 @@ def _value_text(value: object) -> str:
     if isinstance(value, dict):
         return "{table}"
     return " ".join(str(value).split())
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return " or ".join(f'"{v}"' for v in values)
+
+
+def _derive(markers: Sequence[EvidenceMarker]) -> tuple[EvidenceLevel, str]:
+    """The evidence level the markers support, and why not "sourced" (empty if it is)."""
+    if not markers:
+        return "unstated", "there are no markers"
+    given = {m.about for m in markers}
+    defaults = [m.about for m in markers if m.status == "practice-default"]
+    missing = [a for a in CORE_EVIDENCE if a not in given]
+    if not defaults and not missing:
+        return "sourced", ""
+    parts = []
+    if defaults:
+        parts.append(
+            ", ".join(defaults) + (" is" if len(defaults) == 1 else " are") + " a practice default"
+        )
+    if missing:
+        parts.append(", ".join(missing) + (" has" if len(missing) == 1 else " have") + " no marker")
+    return "practice-default", " and ".join(parts)
+
+
+def derive_evidence(markers: Sequence[EvidenceMarker]) -> EvidenceLevel:
+    """The evidence level a set of markers supports: "sourced" only when every parameter of
+    ``CORE_EVIDENCE`` has a sourced marker and no marker is a practice default; "unstated"
+    when there are no markers; otherwise "practice-default"."""
+    return _derive(markers)[0]
 
 
 def _type_name(value: object) -> str:
@@ -246,6 +322,7 @@ class _Locator:
         self._text = text
         self.headers: dict[Path, int] = {}
         self.keys: dict[tuple[Path, str], int] = {}
+        self.deepest = (0, 1)  # (nesting depth of arrays and inline tables, its first line)
         self._counts: dict[Path, int] = {}
         self._scan()
 
@@ -323,6 +400,8 @@ class _Locator:
                 continue
             if c in "[{":
                 depth += 1
+                if depth > self.deepest[0]:
+                    self.deepest = (depth, line)
             elif c in "]}":
                 depth -= 1
             i += 1
@@ -385,10 +464,13 @@ class _Parser:
 
     # -- errors
 
-    def _line(self, table: Path, key: str | None) -> int:
+    def _locate(self) -> _Locator:
         if self._locator is None:
             self._locator = _Locator(self._text)
-        return self._locator.line(table, key)
+        return self._locator
+
+    def _line(self, table: Path, key: str | None) -> int:
+        return self._locate().line(table, key)
 
     def _fail(
         self,
@@ -512,6 +594,23 @@ class _Parser:
             data = tomllib.loads(self._text)
         except tomllib.TOMLDecodeError as exc:
             raise ProgramError(self._syntax_message(str(exc))) from None
+        except RecursionError:
+            # arrays nested thousands deep exhaust the parser's stack; name the place instead
+            depth, line = self._locate().deepest
+            raise ProgramError(
+                f"{self._source}:{line}: TOML nesting = {depth} levels is too deep; allowed a "
+                "program file (arrays and inline tables nested a few levels at most)"
+            ) from None
+        except ValueError:
+            # Python refuses to read an integer of thousands of digits (int_max_str_digits)
+            match = _LONG_NUMBER.search(self._text)
+            digits, line = 0, 1
+            if match:
+                digits, line = len(match.group()), self._text.count("\n", 0, match.start()) + 1
+            raise ProgramError(
+                f"{self._source}:{line}: TOML number = ({digits} digits) is too long to read; "
+                "allowed numbers within the ranges of the program format"
+            ) from None
 
         self._unknown_keys(data, (), "top-level", _TOP_KEYS)
         meta = data.get("program", _MISSING)
@@ -569,7 +668,121 @@ class _Parser:
                 )
             first_index[folded] = index
             channels.append(channel)
-        return Program(channels=tuple(channels), **fields)
+        markers = self._evidence_markers(data, fields["sources"])
+        fields["evidence"] = self._evidence_level(meta, markers)
+        return Program(channels=tuple(channels), evidence_markers=markers, **fields)
+
+    def _evidence_markers(
+        self, data: Mapping[str, Any], sources: tuple[str, ...]
+    ) -> tuple[EvidenceMarker, ...]:
+        if "evidence" not in data:
+            return ()
+        allowed_tables = f"1..{MAX_EVIDENCE_MARKERS} [[evidence]] tables"
+        tables = self._tables(data, (), "top-level", "evidence", allowed_tables)
+        if len(tables) > MAX_EVIDENCE_MARKERS:
+            self._fail(
+                ("evidence", MAX_EVIDENCE_MARKERS),
+                None,
+                "top-level",
+                "evidence",
+                _Raw(f"{len(tables)} markers"),
+                "too many",
+                allowed_tables,
+            )
+        keys = {k.casefold(): k for k in (source_key(s) for s in sources) if k is not None}
+        known = ", ".join(keys.values()) or "none (give sources as [key] citation)"
+        markers: list[EvidenceMarker] = []
+        first_line: dict[str, int] = {}
+        for index, table in enumerate(tables):
+            path: Path = ("evidence", index)
+            where = f"evidence {index + 1}"
+            self._unknown_keys(table, path, where, _EVIDENCE_KEYS)
+            about = table.get("about", _MISSING)
+            if about not in EVIDENCE_ABOUT:
+                problem = "required" if about is _MISSING else "not a parameter name"
+                self._fail(path, "about", where, "about", about, problem, _quoted(EVIDENCE_ABOUT))
+            where = f"evidence {index + 1} ({about})"
+            if about in first_line:
+                self._fail(
+                    path,
+                    "about",
+                    where,
+                    "about",
+                    about,
+                    f"a duplicate of the marker on line {first_line[about]}",
+                    "one marker per parameter",
+                )
+            first_line[about] = self._line(path, "about")
+            status = table.get("status", _MISSING)
+            if status not in _EVIDENCE_STATUSES:
+                problem = "required" if status is _MISSING else "not an evidence status"
+                self._fail(
+                    path, "status", where, "status", status, problem, _quoted(_EVIDENCE_STATUSES)
+                )
+            refs = self._text_list(table, path, where, "sources")
+            refs_rule = f"0..{MAX_MARKER_SOURCES} keys of this program's sources ({known})"
+            if len(refs) > MAX_MARKER_SOURCES:
+                self._fail(path, "sources", where, "sources", list(refs), "too many", refs_rule)
+            for ref in refs:
+                if ref.casefold() not in keys:
+                    self._fail(
+                        path, "sources", where, "sources", ref, "not a source key", refs_rule
+                    )
+            if status == "sourced" and not refs:
+                self._fail(
+                    path,
+                    "sources",
+                    where,
+                    "sources",
+                    list(refs) if "sources" in table else _MISSING,
+                    'required for status = "sourced"',
+                    refs_rule.replace("0..", "1..", 1),
+                )
+            note = self._text_field(
+                table, path, where, "note", required=False, max_chars=MAX_TEXT_CHARS
+            )
+            markers.append(
+                EvidenceMarker(
+                    about=about,
+                    status=status,
+                    sources=tuple(keys[r.casefold()] for r in refs),
+                    note=note,
+                )
+            )
+        return tuple(markers)
+
+    def _evidence_level(
+        self, meta: Mapping[str, Any], markers: tuple[EvidenceMarker, ...]
+    ) -> EvidenceLevel:
+        derived, why_not = _derive(markers)
+        declared = meta.get("evidence", _MISSING)
+        if declared is _MISSING:
+            return derived
+        path: Path = ("program",)
+        if declared not in _EVIDENCE_LEVELS:
+            self._fail(
+                path,
+                "evidence",
+                "program",
+                "evidence",
+                declared,
+                "not an evidence level",
+                _quoted(_EVIDENCE_LEVELS),
+            )
+        if declared == "sourced" and derived != "sourced":
+            self._fail(
+                path,
+                "evidence",
+                "program",
+                "evidence",
+                declared,
+                f"not supported by the [[evidence]] markers ({why_not})",
+                '"practice-default", or a sourced marker for each of '
+                + ", ".join(CORE_EVIDENCE)
+                + " and no practice default",
+            )
+        level: EvidenceLevel = "sourced" if declared == "sourced" else "practice-default"
+        return level
 
     def _syntax_message(self, message: str) -> str:
         match = _SYNTAX_POSITION.search(message)
@@ -604,6 +817,50 @@ class _Parser:
         area: float | None = None
         if "electrode_area_cm2" in meta:
             area = self._number(meta, path, where, "electrode_area_cm2", ELECTRODE_AREA_CM2)
+        sources = self._text_list(meta, path, where, "sources")
+        seen_keys: set[str] = set()
+        for text in sources:
+            key = source_key(text)
+            if key is None and text.startswith("["):
+                self._fail(
+                    path, "sources", where, "sources", text, "a malformed key", _SOURCE_KEY_RULE
+                )
+            if key is not None and key.casefold() in seen_keys:
+                self._fail(
+                    path,
+                    "sources",
+                    where,
+                    "sources",
+                    key,
+                    "a duplicate source key",
+                    _SOURCE_KEY_RULE,
+                )
+            if key is not None:
+                seen_keys.add(key.casefold())
+        onset_rule = meta.get("onset_rule", "")
+        if onset_rule != "" and onset_rule not in _ONSET_RULES:
+            self._fail(
+                path,
+                "onset_rule",
+                where,
+                "onset_rule",
+                onset_rule,
+                "not an onset rule",
+                _quoted(_ONSET_RULES),
+            )
+        stage = meta.get("stage", "")
+        if stage != "" and stage not in _STAGES:
+            self._fail(path, "stage", where, "stage", stage, "not a stage", _quoted(_STAGES))
+        if stage and not onset_rule:
+            self._fail(
+                path,
+                "stage",
+                where,
+                "stage",
+                stage,
+                "set without an onset_rule",
+                'an onset_rule (e.g. "bells-palsy") whenever a stage is given',
+            )
         return {
             "name": name,
             "title": self._text_field(
@@ -618,7 +875,9 @@ class _Parser:
             "electrode": electrode,
             "electrode_area_cm2": area,
             "cautions": self._text_list(meta, path, where, "cautions"),
-            "sources": self._text_list(meta, path, where, "sources"),
+            "sources": sources,
+            "onset_rule": onset_rule,
+            "stage": stage,
         }
 
     def _segment_list(
@@ -743,6 +1002,14 @@ class _Parser:
 
 
 # --------------------------------------------------------------------------- public API
+
+
+def find_line(text: str, table: Sequence[str | int], key: str | None = None) -> int:
+    """The line of ``key`` in ``table`` of valid program TOML (else the table's header, else
+    1); e.g. ``find_line(text, ("channels", 0), "sites")`` for the first channel's sites.
+
+    For messages that point into a file after it loaded, such as placement refusals."""
+    return _Locator(text).line(tuple(table), key)
 
 
 def parse_program(text: str, source: str = "<string>") -> Program:
@@ -893,3 +1160,70 @@ def validate_program(program: Program) -> None:
                 "too long",
                 f"at most {_number_text(MAX_PROGRAM_DURATION_S)} s per channel and program",
             )
+
+    keys = {k.casefold() for k in program.source_keys}
+    if len(program.evidence_markers) > MAX_EVIDENCE_MARKERS:
+        fail(
+            "program",
+            "evidence markers",
+            _Raw(f"{len(program.evidence_markers)} markers"),
+            "too many",
+            f"at most {MAX_EVIDENCE_MARKERS}",
+        )
+    seen_about: set[str] = set()
+    for marker in program.evidence_markers:
+        where = f"evidence ({marker.about})"
+        if marker.about not in EVIDENCE_ABOUT:
+            fail("evidence", "about", marker.about, "not a parameter name", _quoted(EVIDENCE_ABOUT))
+        if marker.about in seen_about:
+            fail(where, "about", marker.about, "a duplicate", "one marker per parameter")
+        seen_about.add(marker.about)
+        if marker.status not in _EVIDENCE_STATUSES:
+            fail(
+                where,
+                "status",
+                marker.status,
+                "not an evidence status",
+                _quoted(_EVIDENCE_STATUSES),
+            )
+        refs_rule = f"0..{MAX_MARKER_SOURCES} keys of this program's sources"
+        if len(marker.sources) > MAX_MARKER_SOURCES:
+            fail(where, "sources", list(marker.sources), "too many", refs_rule)
+        for ref in marker.sources:
+            if ref.casefold() not in keys:
+                fail(where, "sources", ref, "not a source key", refs_rule)
+        if marker.status == "sourced" and not marker.sources:
+            fail(where, "sources", _MISSING, 'required for status = "sourced"', refs_rule)
+    derived, why_not = _derive(program.evidence_markers)
+    if program.evidence not in (*_EVIDENCE_LEVELS, "unstated"):
+        fail(
+            "program",
+            "evidence",
+            program.evidence,
+            "not an evidence level",
+            _quoted(_EVIDENCE_LEVELS),
+        )
+    if program.evidence == "sourced" and derived != "sourced":
+        fail(
+            "program",
+            "evidence",
+            program.evidence,
+            f"not supported by the evidence markers ({why_not})",
+            '"practice-default"',
+        )
+    if program.evidence == "unstated" and program.evidence_markers:
+        fail(
+            "program",
+            "evidence",
+            program.evidence,
+            "unstated despite markers",
+            _quoted(_EVIDENCE_LEVELS),
+        )
+    if program.onset_rule not in ("", *_ONSET_RULES):
+        fail(
+            "program", "onset_rule", program.onset_rule, "not an onset rule", _quoted(_ONSET_RULES)
+        )
+    if program.stage not in ("", *_STAGES):
+        fail("program", "stage", program.stage, "not a stage", _quoted(_STAGES))
+    if program.stage and not program.onset_rule:
+        fail("program", "stage", program.stage, "set without an onset_rule", "an onset_rule")

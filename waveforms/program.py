@@ -4,16 +4,31 @@ A program has channels; each channel names its electrode sites and holds a timel
 segments. Every segment gives a pulse width (us) and an intensity that is a *fraction* (0..1)
 of the channel's treatment level: programs shape, people set strength.
 
+A program also says how far it rests on sources: one ``EvidenceMarker`` per parameter
+("sourced" or "practice-default", with the keys of the sources it names) and an overall
+``evidence`` level; and, for conditions staged by time since onset (Bell's palsy), an
+``onset_rule`` and ``stage`` that the safety core's screening applies.
+
 This module holds plain frozen values. It never reads files (see ``waveforms.files``), never
 knows device units, and never decides what is safe (that is ``safety``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 ElectrodeKind = Literal["pad", "needle"]
+#: How far a program's parameters rest on a source: "sourced" (every core parameter has a
+#: cited source), "practice-default" (at least one is a practice default, not evidence) or
+#: "unstated" (the file says nothing; treat it as a practice default).
+EvidenceLevel = Literal["sourced", "practice-default", "unstated"]
+EvidenceStatus = Literal["sourced", "practice-default"]
+#: A rule that needs the days since onset before a session (``safety.screening``).
+OnsetRule = Literal["", "bells-palsy"]
+#: The stage of the condition a program is written for ("" when it does not matter).
+Stage = Literal["", "subacute", "chronic"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +113,26 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class EvidenceMarker:
+    """How one parameter of a program (``about``: points, frequency, ...) rests on a source.
+
+    ``sources`` are keys of the program's sources (``"[Sung2021] Sung 2021, ..."`` has the
+    key ``Sung2021``): for a sourced parameter, the sources that give it; for a practice
+    default, the sources it leans on, if any.
+    """
+
+    about: str
+    status: EvidenceStatus
+    sources: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Program:
-    """A whole stimulation program, as loaded from a TOML file."""
+    """A whole stimulation program, as loaded from a TOML file.
+
+    ``evidence``, ``evidence_markers``, ``onset_rule`` and ``stage`` default to a program that
+    says nothing about its evidence ("unstated") and has no onset rule."""
 
     name: str
     title: str
@@ -111,6 +144,10 @@ class Program:
     cautions: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     source_path: str | None = None
+    evidence: EvidenceLevel = "unstated"
+    evidence_markers: tuple[EvidenceMarker, ...] = ()
+    onset_rule: OnsetRule = ""
+    stage: Stage = ""
 
     @property
     def duration_s(self) -> float:
@@ -122,6 +159,34 @@ class Program:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    @property
+    def source_keys(self) -> dict[str, str]:
+        """The keyed sources: ``{"Sung2021": "[Sung2021] Sung 2021, ..."}`` (unkeyed ones are
+        left out)."""
+        out: dict[str, str] = {}
+        for text in self.sources:
+            key = source_key(text)
+            if key is not None:
+                out[key] = text
+        return out
+
+    def marker(self, about: str) -> EvidenceMarker | None:
+        """The evidence marker for one parameter, if the program has one."""
+        for m in self.evidence_markers:
+            if m.about == about:
+                return m
+        return None
+
+
+#: ``[key] text``: a source that evidence markers can refer to by its key.
+SOURCE_KEY_PATTERN = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9._-]{0,31})\]\s+\S")
+
+
+def source_key(text: str) -> str | None:
+    """The key of a keyed source (``"[Sung2021] Sung 2021, ..."`` -> ``"Sung2021"``)."""
+    match = SOURCE_KEY_PATTERN.match(text)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)

@@ -61,11 +61,12 @@ def test_run_on_the_simulator_completes_and_records(tmp_path: Path) -> None:
     ("argv", "message"),
     [
         (["run", "nosuch"], "no program called 'nosuch'"),
-        (["run", "tmj-jaw-pain-left", "--level", "A=201"], r"allowed 0..200 du"),
+        # tmj-jaw-pain-left's ceiling is 40 % of the Coyote 3's 200 du
+        (["run", "tmj-jaw-pain-left", "--level", "A=201"], r"allowed 0..80 du"),
         (["run", "tmj-jaw-pain-left", "--level", "A=x"], "write CHANNEL=WHOLE_NUMBER"),
         (["run", "tmj-jaw-pain-left", "--level", "B=3"], "has channel A"),
         (["run", "tmj-jaw-pain-left", "--level", "A=3", "--level", "A=4"], "given twice"),
-        (["run", "tmj-jaw-pain-left", "--ceiling", "A=300"], r"allowed 0..200 du"),
+        (["run", "tmj-jaw-pain-left", "--ceiling", "A=300"], r"allowed 0..80 du"),
         (["run", "tmj-jaw-pain-left", "--duration", "-5"], "must be > 0"),
         (["run", "tmj-jaw-pain-left", "--duration", "99999"], "session length"),
         (["run", "tmj-jaw-pain-left", "--ramp", "0.5"], "ramp rate"),
@@ -148,7 +149,7 @@ def start_cli(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
             "run",
             "tmj-jaw-pain-left",
             "--level",
-            "A=100",
+            "A=80",
             "--ramp",
             "0.05",
             "--quiet",
