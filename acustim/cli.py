@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from acustim import __version__
-from acustim.commands import devices, gui, library, records, run, simulate
+from acustim.commands import devices, gui, library, records, run, screening, simulate
 from acustim.commands._common import (
     EXIT_FAULT,
     EXIT_INTERRUPTED,
@@ -26,7 +26,7 @@ from firmware_bridge.errors import BridgeError, UnknownDeviceError
 from waveforms.errors import AcustimError
 
 #: every command module, in the order --help lists them
-COMMANDS = (run, gui, library, records, devices, simulate)
+COMMANDS = (run, gui, library, records, screening, devices, simulate)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,11 +14,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from acustim.gate import admit
 from acustim.records import RecordStore, validate_patient_code
 from acustim.runner import NoticeHandler, SessionConfig, SessionRunner, SessionStatus
 from device_profiles.profile import DeviceProfile, load_profile
@@ -31,23 +32,17 @@ from firmware_bridge.streamer import StreamResult
 from firmware_bridge.transport import Transport, make_transport
 from safety.errors import LimitError
 from safety.guard import VettedFrame
-from waveforms.builtin import builtin_names, load_builtin
-from waveforms.errors import ProgramError
+from waveforms.builtin import find_program
 from waveforms.files import load_program as load_program_file
 from waveforms.program import Program
 
 
 def load_program(name_or_path: str | os.PathLike[str]) -> Program:
-    """A built-in program by name, or a program file by path."""
+    """A built-in or user program by name, or a program file by path."""
     text = str(name_or_path)
-    if text in builtin_names():
-        return load_builtin(text)
-    if text.endswith(".toml") or os.sep in text or Path(text).exists():
+    if text.endswith(".toml") or os.sep in text:
         return load_program_file(name_or_path)
-    raise ProgramError(
-        f"no program called {text!r}; built-in programs: {', '.join(builtin_names())} "
-        "(or give a path to a .toml file)"
-    )
+    return find_program(text)
 
 
 def resolve_device(spec: str) -> tuple[DeviceProfile, Transport]:
@@ -183,15 +178,34 @@ class Device:
         reconnect_s: float = 0.0,
         patient: str | None = None,
         notes: str = "",
-        screening: dict[str, object] | None = None,
+        screening: Mapping[str, bool] | None = None,
+        acknowledged: Collection[str] = (),
+        onset_days: int | None = None,
         on_notice: NoticeHandler | None = None,
         on_frame: Callable[[int, VettedFrame], None] | None = None,
     ) -> Session:
-        """Start a session. Bad levels, ceilings or programs raise here, before anything is
-        sent. Output starts at zero and rises at the ramp rate to ``levels``."""
+        """Start a session. Bad levels, ceilings or programs, an unsafe electrode placement, a
+        Bell's palsy onset too recent, or a screening that does not clear raise here, before
+        anything is sent (see ``acustim.gate``). Output starts at zero and rises at the ramp
+        rate to ``levels``.
+
+        ``screening`` maps the questions of ``safety.screening.SCREENING_QUESTIONS`` to yes
+        (True) or no; ``acknowledged`` names the precautions the practitioner acknowledged.
+        Without answers, the patient's latest clear screening in the store is used."""
         if self.session is not None and not self.session.done:
             raise RuntimeError(f"{self.spec} is already running a session")
         prog = load_program(program) if isinstance(program, str) else program
+        patient_code = validate_patient_code(patient) if patient is not None else None
+        admission = admit(
+            prog,
+            simulated=self.simulator is not None,
+            patient=patient_code,
+            onset_days=onset_days,
+            answers=screening,
+            acknowledged=acknowledged,
+            store=self.engine.store,
+        )
+        prog = admission.program
         names = [c.name for c in prog.channels]
         for name in levels or {}:
             if name not in names:
@@ -207,9 +221,10 @@ class Device:
             rise_fraction_per_s=rise_fraction_per_s,
             electrode_area_cm2=electrode_area_cm2,
             reconnect_s=reconnect_s,
-            patient=validate_patient_code(patient) if patient is not None else None,
+            patient=patient_code,
             notes=notes,
-            screening=screening,
+            screening=admission.record(),
+            warnings=admission.warnings,
         )
         runner = SessionRunner(
             config,

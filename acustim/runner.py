@@ -53,6 +53,8 @@ class SessionConfig:
     patient: str | None = None
     notes: str = ""
     screening: dict[str, object] | None = None
+    #: what the pre-session checks want shown and recorded (placement, onset)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -343,6 +345,8 @@ class SessionRunner:
         self._event("start", f"session started: {program.name} on {self.device_label}")
         for note in self.start_notes:
             self._event("pulse_width", note)
+        for warning in self.config.warnings:
+            self._event("placement", warning)
         if not self.source.paused:  # a pause while connecting keeps every level at zero
             for name, level in self.config.levels_du.items():
                 self.guard.set_level(name, level, self._t0)

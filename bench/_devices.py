@@ -55,6 +55,7 @@ from firmware_bridge.link import BYTE_STREAM_SIMULATORS, ByteStreamLink, Simulat
 from firmware_bridge.serial_port import SerialTransport
 from firmware_bridge.transport import Transport
 from safety.guard import VettedFrame
+from safety.screening import SCREENING_QUESTIONS
 from simulators import Coyote2Simulator, Coyote3Simulator, Et312Simulator, PulsePalSimulator
 from simulators.clock import FunctionClock, WallClock
 from simulators.hosting import bleak_backend
@@ -269,7 +270,10 @@ def _program(duration_s: float) -> Program:
         name="bench-device-estop",
         title="Bench: emergency stop per device",
         indication="benchmark only",
-        channels=tuple(Channel(c, (f"ST6-{c}",), (segment,)) for c in CHANNELS),
+        channels=tuple(
+            Channel(c, (f"ST7-{side}", f"ST6-{side}"), (segment,))
+            for c, side in zip(CHANNELS, "LR", strict=True)
+        ),
     )
 
 
@@ -333,6 +337,8 @@ def _run_case(case: Case, cycles: int, rng: random.Random) -> CaseResult:
                 ceilings={c: 4 * case.level_du for c in CHANNELS},
                 rise_fraction_per_s=RISE_FRACTION_PER_S,
                 on_frame=spy.frame_sent,
+                # a simulator behind a real port counts as a real device: it needs a screening
+                screening={q.key: False for q in SCREENING_QUESTIONS},
             )
             loop = h.engine.io.loop
             sim = h.sim

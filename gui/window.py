@@ -23,6 +23,7 @@ from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from acustim.engine import Device, Engine, Session, load_program
+from acustim.gate import recorded_answers, screening_needed
 from acustim.live import LiveBuffer
 from acustim.records import validate_patient_code
 from firmware_bridge.discovery import Found, scan_ble, serial_ports, simulators
@@ -46,6 +48,7 @@ from gui.panels.log import EventLog
 from gui.panels.program import ProgramPanel
 from gui.panels.session import SessionHeader
 from gui.plots import WINDOW_S, LivePlots
+from gui.screening import ask_screening
 from safety.limits import SessionLimits, resolve_limits
 from waveforms.builtin import builtin_names, builtin_programs
 from waveforms.errors import AcustimError
@@ -57,6 +60,8 @@ STOP_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Escape)
 CLOSE_WAIT_S = 3.0
 
 Confirm = Callable[[str, str], bool]
+ScreeningAsk = Callable[[str | None], tuple[dict[str, bool], list[str]] | None]
+OnsetAsk = Callable[[Program], int | None]
 #: Link states in which a session may start. "idle": the engine closes the link when a
 #: session ends and the next session opens it again (with the device's limits, then zero).
 READY_LINKS = ("connected", "idle")
@@ -117,6 +122,8 @@ class MainWindow(QMainWindow):
         device: str | None = "sim:coyote3",
         program: str | None = None,
         confirm: Confirm | None = None,
+        screening: ScreeningAsk | None = None,
+        onset: OnsetAsk | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("acustim")
@@ -125,6 +132,10 @@ class MainWindow(QMainWindow):
         self.engine = engine if engine is not None else Engine(virtual_time=False)
         self.bridge = Bridge(self)
         self.confirm: Confirm = confirm or ask(self)
+        self.ask_screening: ScreeningAsk = screening or (
+            lambda patient: ask_screening(self, patient)
+        )
+        self.ask_onset: OnsetAsk = onset or self._ask_onset_days
         self.device: Device | None = None
         self.session: Session | None = None
         self._history: HistoryView | None = None
@@ -499,6 +510,23 @@ class MainWindow(QMainWindow):
             except AcustimError as exc:
                 self.header.banner.show_message(f"Not started: {exc}", "danger")
                 return
+        onset_days: int | None = None
+        if program.onset_rule:
+            onset_days = self.ask_onset(program)
+            if onset_days is None:
+                self.log.add("cancelled", "start cancelled: days since onset not given")
+                return
+        answers: dict[str, bool] | None = None
+        acknowledged: list[str] = []
+        if (
+            screening_needed(simulated=device.simulator is not None, patient=patient)
+            and recorded_answers(self.engine.store, patient) is None
+        ):
+            asked = self.ask_screening(patient)
+            if asked is None:
+                self.log.add("cancelled", "start cancelled: screening not answered")
+                return
+            answers, acknowledged = asked
         all_levels = self.channels.levels()
         levels = {name: du for name, du in all_levels.items() if du > 0}  # the rest start at 0
         ceilings = self.channels.ceilings()
@@ -520,6 +548,9 @@ class MainWindow(QMainWindow):
                 on_notice=on_notice,
                 on_frame=live.on_frame,
                 patient=patient,
+                screening=answers,
+                acknowledged=acknowledged,
+                onset_days=onset_days,
             )
         except (AcustimError, RuntimeError) as exc:
             self.header.banner.show_message(f"Not started: {exc}", "danger")
@@ -685,6 +716,17 @@ class MainWindow(QMainWindow):
             tone,
         )
         self._update_controls()
+
+    def _ask_onset_days(self, program: Program) -> int | None:
+        days, ok = QInputDialog.getInt(
+            self,
+            "Days since onset",
+            f"{program.title}: how many days ago did the facial palsy begin?",
+            0,
+            0,
+            36500,
+        )
+        return days if ok else None
 
     def show_history(self) -> None:
         """Past sessions in this store, with their reports (a separate, non-modal window)."""

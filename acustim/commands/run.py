@@ -19,7 +19,10 @@ from typing import Any, TextIO
 
 from acustim import __version__
 from acustim.commands._common import EXIT_FAULT, EXIT_OK, Terminated, UsageError
-from acustim.engine import Engine, Session, load_program
+from acustim.commands.screening import ask, load_answers
+from acustim.engine import Device, Engine, Session, load_program
+from acustim.gate import recorded_answers, screening_needed
+from acustim.records import validate_patient_code
 from acustim.runner import SessionStatus
 from firmware_bridge.streamer import StreamResult
 from safety.guard import VettedFrame
@@ -113,6 +116,12 @@ def _run_session(
 ) -> int:
     device = engine.connect(args.device)
     profile = device.profile
+    answers: dict[str, bool] | None = None
+    acknowledged: list[str] = []
+    if args.screening:
+        answers, acknowledged = load_answers(args.screening)
+    elif sys.stdin.isatty() and needs_screening(device, args.patient, engine):
+        answers, acknowledged = ask(out, input)
 
     def notice(kind: str, message: str) -> None:
         if kind in ("level", "start", "end"):
@@ -128,6 +137,9 @@ def _run_session(
         electrode_area_cm2=args.area,
         patient=args.patient,
         notes=args.notes,
+        screening=answers,
+        acknowledged=acknowledged,
+        onset_days=args.onset_days,
         on_notice=notice,
         on_frame=trace,
     )
@@ -209,6 +221,14 @@ def _report(
     return EXIT_FAULT
 
 
+def needs_screening(device: Device, patient: str | None, engine: Engine) -> bool:
+    """No answers given: would the session need them (and are none on record)?"""
+    if not screening_needed(simulated=device.simulator is not None, patient=patient):
+        return False
+    code = validate_patient_code(patient) if patient is not None else None
+    return recorded_answers(engine.store, code) is None
+
+
 def register(sub: Any) -> None:
     run = sub.add_parser(
         "run",
@@ -253,6 +273,18 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--notes", default="", metavar="TEXT", help="practitioner notes for the record"
+    )
+    run.add_argument(
+        "--screening",
+        metavar="FILE",
+        help="the patient's screening answers (template: 'acustim screening'); needed before "
+        "the first run for a patient and for every run on a real device without a patient code",
+    )
+    run.add_argument(
+        "--onset-days",
+        type=int,
+        metavar="DAYS",
+        help="days since the onset of Bell's palsy (the Bell's palsy programs need it)",
     )
     run.add_argument(
         "--virtual-time",

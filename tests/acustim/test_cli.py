@@ -60,7 +60,7 @@ def test_run_on_the_simulator_completes_and_records(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "nosuch"], "no program called 'nosuch'"),
+        (["run", "nosuch"], 'program name = "nosuch" is unknown'),
         # tmj-jaw-pain-left's ceiling is 40 % of the Coyote 3's 200 du
         (["run", "tmj-jaw-pain-left", "--level", "A=201"], r"allowed 0..80 du"),
         (["run", "tmj-jaw-pain-left", "--level", "A=x"], "write CHANNEL=WHOLE_NUMBER"),

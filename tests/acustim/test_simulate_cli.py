@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from acustim.cli import main
+from acustim.commands.screening import template
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +33,8 @@ def test_run_drives_a_simulator_served_on_a_pty(tmp_path: Path, device: str, lev
         path = server.stdout.readline().strip()
         assert path.startswith("/dev/")
         out, err = io.StringIO(), io.StringIO()
+        answers = tmp_path / "screening.toml"
+        answers.write_text(template().replace('= "?"', "= false"), encoding="utf-8")
         code = main(
             [
                 "run",
@@ -46,6 +49,8 @@ def test_run_drives_a_simulator_served_on_a_pty(tmp_path: Path, device: str, lev
                 "4",
                 "--no-record",
                 "--quiet",
+                "--screening",
+                str(answers),
             ],
             out=out,
             err=err,

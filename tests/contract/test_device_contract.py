@@ -27,6 +27,7 @@ from acustim.engine import Device, Session
 from firmware_bridge.ble import BleTransport
 from firmware_bridge.link import ByteStreamLink, SimulatorLink
 from firmware_bridge.serial_port import SerialTransport
+from safety.screening import SCREENING_QUESTIONS
 from simulators import (
     Coyote2Simulator,
     Coyote3Simulator,
@@ -38,6 +39,8 @@ from simulators.clock import FunctionClock, WallClock
 from simulators.hosting import bleak_backend
 from simulators.hosting.pty import PtyHost
 from waveforms.files import parse_program
+
+NO_CONTRAINDICATIONS = {q.key: False for q in SCREENING_QUESTIONS}
 
 PROGRAM = """
 [program]
@@ -214,6 +217,7 @@ def test_device_contract(rig: Rig, request: pytest.FixtureRequest) -> None:
             rise_fraction_per_s=0.05,
             reconnect_s=5.0,
             on_frame=first_frame,
+            screening=NO_CONTRAINDICATIONS,  # real transports need a clear screening
         )
         sessions.append(session)
         runner = session.runner

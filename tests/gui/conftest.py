@@ -70,12 +70,18 @@ def open_window(
     program: str = "tmj-jaw-pain-left",
     device: str = "sim:coyote3",
     confirm: Callable[[str, str], bool] | None = None,
+    screening: Callable[[str | None], tuple[dict[str, bool], list[str]] | None] | None = None,
 ) -> MainWindow:
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     theme.apply(app)
     window = MainWindow(
-        engine, device=device, program=program, confirm=confirm or (lambda _t, _x: True)
+        engine,
+        device=device,
+        program=program,
+        confirm=confirm or (lambda _t, _x: True),
+        screening=screening,
+        onset=lambda _program: 30,
     )
     qtbot.addWidget(window)
     window.show()

@@ -27,6 +27,7 @@ from acustim.engine import Engine
 from firmware_bridge.errors import TransportError
 from gui.app import install_excepthook
 from gui.window import MainWindow
+from safety.screening import SCREENING_QUESTIONS
 from tests.gui.conftest import link_of, on_io, open_window, strength
 
 FRAME_S = 0.1  # one Coyote 3 frame
@@ -471,9 +472,14 @@ def test_a_name_as_patient_code_is_refused_before_anything_starts(
     assert "looks like a name" in window.header.banner.text()
 
 
-def test_history_opens_and_lists_the_recorded_session(
-    window: MainWindow, qtbot: QtBot, engine: Engine
-) -> None:
+def test_history_opens_and_lists_the_recorded_session(qtbot: QtBot, engine: Engine) -> None:
+    asked: list[str | None] = []
+
+    def screening(patient: str | None) -> tuple[dict[str, bool], list[str]]:
+        asked.append(patient)
+        return {q.key: False for q in SCREENING_QUESTIONS}, []
+
+    window = open_window(qtbot, engine, screening=screening)
     window.patient.setText("P-0042")
     start(window, qtbot, {"A": 5})
     session = window.session
@@ -487,4 +493,31 @@ def test_history_opens_and_lists_the_recorded_session(
     history = window._history
     assert history is not None
     assert history.isVisible()
-    assert engine.store.session(session.session_id or -1).patient == "P-0042"
+    info = engine.store.session(session.session_id or -1)
+    assert info.patient == "P-0042"
+    assert asked == ["P-0042"]  # the first session of a patient asks the questions
+    assert info.screening["ok"] is True
+
+
+def test_screening_cancelled_means_no_session(qtbot: QtBot, engine: Engine) -> None:
+    window = open_window(qtbot, engine, screening=lambda _patient: None)
+    window.patient.setText("P-0043")
+    window.start_session()
+    assert window.session is None
+
+
+def test_the_screening_dialog_needs_every_answer(qtbot: QtBot) -> None:
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from gui.screening import ScreeningDialog
+
+    dialog = ScreeningDialog("P-1")
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled()  # nothing is preset
+    for q in SCREENING_QUESTIONS:
+        dialog.set_answer(q.key, q.key == "epilepsy")
+    assert ok.isEnabled()
+    dialog.acknowledge("epilepsy")
+    assert dialog.answers()["epilepsy"] is True
+    assert dialog.acknowledged() == ["epilepsy"]
