@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 from firmware_bridge.errors import TransportClosed, TransportError, UnknownDeviceError
 from firmware_bridge.transport import Transport
@@ -59,13 +59,92 @@ def simulator_factory(name: str) -> SimulatorFactory:
     return factory
 
 
-class ByteStreamLink(Transport):
+S = TypeVar("S", GattSimulator, ByteSimulator)
+
+
+class _InProcessLink(Transport, Generic[S]):
+    """What both in-process links share: the simulator (given, or made on ``open()`` with the
+    loop's clock, and kept across reconnects as a real device keeps its state) and the fault
+    hooks ``latency_s``, ``hang_writes`` and ``refuse_open``, and ``drop()``."""
+
+    def __init__(
+        self, simulator: S | None = None, *, factory: SimulatorFactory | None = None, url: str
+    ) -> None:
+        super().__init__()
+        if simulator is None and factory is None:
+            raise ValueError("give a simulator or a factory")
+        self.url = url
+        self._simulator: S | None = simulator
+        self._factory = factory
+        self._open = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.latency_s = 0.0
+        self.hang_writes = False
+        self.refuse_open = False
+        self.writes = 0
+
+    @property
+    def simulator(self) -> S:
+        if self._simulator is None:
+            raise TransportClosed("the simulator starts when the link opens")
+        return self._simulator
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def _attach(self) -> None:
+        """Connect the simulator's replies to this link (on open)."""
+
+    def _detach(self) -> None:
+        """Disconnect them (on close or drop)."""
+
+    async def open(self) -> None:
+        if self.refuse_open:
+            raise TransportError(f"{self.url}: the device does not answer (simulated)")
+        self._loop = asyncio.get_running_loop()
+        if self._simulator is None:
+            assert self._factory is not None
+            self._simulator = cast(S, self._factory(FunctionClock(self._loop.time)))
+        self._attach()
+        self._open = True
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._detach()
+            self.simulator.disconnect()
+
+    def drop(self, reason: str = "link lost (simulated)") -> None:
+        """Fault: the link breaks under the host's feet."""
+        if self._open:
+            self._open = False
+            self._detach()
+            self.simulator.disconnect()
+            self._lost(reason)
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise TransportClosed(f"{self.url}: link is closed")
+
+    async def _before_write(self) -> None:
+        self._require_open()
+        if self.hang_writes:
+            await asyncio.Event().wait()  # a device that never acknowledges
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+            if not self._open:
+                raise TransportClosed(f"{self.url}: link lost during a write")
+        self.writes += 1
+
+
+class ByteStreamLink(_InProcessLink[ByteSimulator]):
     """An in-process serial line to a byte-stream simulator (a null modem).
 
     The device's replies come back through the loop in the chunks the simulator emits, so a
-    driver must parse a stream, exactly as on a real port. Fault hooks: ``latency_s`` (both
-    ways), ``manipulate`` / ``manipulate_replies`` functions over the bytes of each direction
-    (drop, corrupt), ``split_writes`` (deliver host bytes one at a time), ``drop()``.
+    driver must parse a stream, exactly as on a real port. More fault hooks: ``latency_s``
+    delays replies too; ``manipulate`` / ``manipulate_replies`` functions over the bytes of
+    each direction (drop, corrupt); ``split_writes`` (host bytes one at a time).
     """
 
     def __init__(
@@ -75,67 +154,24 @@ class ByteStreamLink(Transport):
         factory: SimulatorFactory | None = None,
         url: str = "sim:",
     ) -> None:
-        super().__init__()
-        if simulator is None and factory is None:
-            raise ValueError("give a simulator or a factory")
-        self.url = url
-        self._simulator = simulator
-        self._factory = factory
-        self._open = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.latency_s = 0.0
-        self.refuse_open = False
+        super().__init__(simulator, factory=factory, url=url)
         self.manipulate: Callable[[bytes], bytes] | None = None
         self.manipulate_replies: Callable[[bytes], bytes] | None = None
         self.split_writes = False
-        self.writes = 0
 
-    @property
-    def simulator(self) -> ByteSimulator:
-        if self._simulator is None:
-            raise TransportClosed("the simulator starts when the link opens")
-        return self._simulator
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
-    async def open(self) -> None:
-        if self.refuse_open:
-            raise TransportError(f"{self.url}: the port cannot be opened (simulated)")
-        self._loop = asyncio.get_running_loop()
-        if self._simulator is None:
-            assert self._factory is not None
-            self._simulator = cast(ByteSimulator, self._factory(FunctionClock(self._loop.time)))
+    def _attach(self) -> None:
         self.simulator.set_output(self._emitted)
-        self._open = True
 
-    async def close(self) -> None:
-        if self._open:
-            self._open = False
-            self.simulator.set_output(None)
-            self.simulator.disconnect()
-
-    def drop(self, reason: str = "cable pulled (simulated)") -> None:
-        if self._open:
-            self._open = False
-            self.simulator.set_output(None)
-            self.simulator.disconnect()
-            self._lost(reason)
+    def _detach(self) -> None:
+        self.simulator.set_output(None)
 
     async def write(self, data: bytes, *, endpoint: str = "") -> None:
-        if not self._open:
-            raise TransportClosed(f"{self.url}: port is closed")
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
-            if not self._open:
-                raise TransportClosed(f"{self.url}: port lost during a write")
-        self.writes += 1
+        await self._before_write()
         payload = bytes(data) if self.manipulate is None else self.manipulate(bytes(data))
         if self.split_writes:
             for k in range(len(payload)):
                 self.simulator.feed(payload[k : k + 1])
-                await asyncio.sleep(0)  # let replies to a partial packet (there are none) run
+                await asyncio.sleep(0)
         elif payload:
             self.simulator.feed(payload)
 
@@ -154,12 +190,9 @@ class ByteStreamLink(Transport):
             self._deliver("", data)
 
 
-class SimulatorLink(Transport):
-    """A link to a simulator in this process.
-
-    Pass a simulator to share it with a test (it keeps its state across reconnects, as a real
-    device does), or a factory to have one made on ``open()`` with the loop's clock.
-    """
+class SimulatorLink(_InProcessLink[GattSimulator]):
+    """A link to a simulated BLE device in this process: writes go to its characteristics,
+    its notifications come back through the loop (never inside the write call)."""
 
     def __init__(
         self,
@@ -168,71 +201,18 @@ class SimulatorLink(Transport):
         factory: SimulatorFactory | None = None,
         url: str = "sim:",
     ) -> None:
-        super().__init__()
-        if simulator is None and factory is None:
-            raise ValueError("give a simulator or a factory")
-        self.url = url
-        self._simulator = simulator
-        self._factory = factory
-        self._open = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        # fault hooks
-        self.latency_s = 0.0
-        self.hang_writes = False
-        self.refuse_open = False
-        self.writes = 0
-
-    @property
-    def simulator(self) -> GattSimulator:
-        if self._simulator is None:
-            raise TransportClosed("the simulator starts when the link opens")
-        return self._simulator
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
-    async def open(self) -> None:
-        if self.refuse_open:
-            raise TransportError(f"{self.url}: the device does not answer (simulated)")
-        self._loop = asyncio.get_running_loop()
-        if self._simulator is None:
-            assert self._factory is not None
-            self._simulator = cast(GattSimulator, self._factory(FunctionClock(self._loop.time)))
-        self._open = True
-
-    async def close(self) -> None:
-        if self._open:
-            self._open = False
-            self.simulator.disconnect()
-
-    def drop(self, reason: str = "link lost (simulated)") -> None:
-        """Fault: the link breaks under the host's feet."""
-        if self._open:
-            self._open = False
-            self.simulator.disconnect()
-            self._lost(reason)
+        super().__init__(simulator, factory=factory, url=url)
 
     async def write(self, data: bytes, *, endpoint: str = "") -> None:
-        if not self._open:
-            raise TransportClosed(f"{self.url}: link is closed")
-        if self.hang_writes:
-            await asyncio.Event().wait()  # a device that never acknowledges
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
-            if not self._open:
-                raise TransportClosed(f"{self.url}: link lost during a write")
-        self.writes += 1
+        await self._before_write()
         self.simulator.write(endpoint, bytes(data))
 
     async def read(self, endpoint: str) -> bytes:
-        if not self._open:
-            raise TransportClosed(f"{self.url}: link is closed")
+        self._require_open()
         return self.simulator.read(endpoint)
 
     async def subscribe(self, endpoint: str) -> None:
-        if not self._open:
-            raise TransportClosed(f"{self.url}: link is closed")
+        self._require_open()
         self.simulator.start_notify(endpoint, self._notified)
 
     def _notified(self, endpoint: str, data: bytes) -> None:
