@@ -904,8 +904,11 @@ def test_a_read_only_directory_refuses_recording_clearly_and_every_row_stays_rea
         out = json.loads(child.stdout)
         why = "permission denied"
         assert out["probe"] == "Permission denied"
-    else:
-        pytest.skip("as root only a read-only mount stops writes, and no mount namespace here")
+    else:  # not a skip: this platform (Linux with user namespaces) can always run it
+        raise AssertionError(
+            "as root only a read-only mount stops writes: this test needs user and mount "
+            "namespaces (unshare --user --map-root-user --mount)"
+        )
 
     for name in names:
         message = out[name]["recording"]
@@ -965,8 +968,8 @@ FULL_DISK_CHILD = textwrap.dedent(
 def test_a_full_disk_stops_the_record_with_a_clear_error_and_keeps_every_committed_row(
     tmp_path: Path,
 ) -> None:
-    if not namespaces_work():
-        pytest.skip("a real full disk needs a tmpfs in a mount namespace (unshare)")
+    # not a skip: this platform (Linux with user namespaces) can always run it
+    assert namespaces_work(), "a real full disk needs a tmpfs in a mount namespace (unshare)"
     disk = tmp_path / "small-disk"
     disk.mkdir()
     out = run_in_namespace(
