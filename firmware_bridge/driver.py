@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from device_profiles.profile import DeviceProfile
-from firmware_bridge.errors import UnknownDeviceError
-from firmware_bridge.events import DeviceEvent, LinkLost
+from firmware_bridge.errors import ProtocolError, UnknownDeviceError
+from firmware_bridge.events import BatteryReport, DeviceEvent, LinkLost
 from firmware_bridge.transport import Transport
 from safety.guard import VettedFrame
 from safety.limits import SessionLimits
@@ -30,6 +30,8 @@ class DeviceDriver(ABC):
         self.transport = transport
         self.on_event: EventHandler | None = None
         self.battery_percent: int | None = None
+        #: replies that did not follow the protocol (counted, not fatal by themselves)
+        self.protocol_errors = 0
         self._write_lock = asyncio.Lock()
         transport.set_disconnect_handler(self._link_lost)
 
@@ -40,6 +42,21 @@ class DeviceDriver(ABC):
     def _emit(self, event: DeviceEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
+
+    def _decoded(
+        self, decode: Callable[[str, bytes], DeviceEvent | None], endpoint: str, data: bytes
+    ) -> None:
+        """Decode a notification and report its event; bad bytes are counted, not raised."""
+        try:
+            event = decode(endpoint, data)
+        except ProtocolError:
+            self.protocol_errors += 1
+            return
+        if event is None:
+            return
+        if isinstance(event, BatteryReport):
+            self.battery_percent = event.percent
+        self._emit(event)
 
     def _link_lost(self, reason: str) -> None:
         self._emit(LinkLost(reason))

@@ -76,6 +76,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from simulators._common import check_ab_channel, hex_bytes, normalize_uuid
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
 
@@ -203,20 +204,6 @@ class Waveform:
 _SILENT: Final = Waveform(0, 0, 0)
 
 
-def _check_channel(channel: str) -> str:
-    if channel not in CHANNELS:
-        raise ValueError(f"channel must be 'A' or 'B', got {channel!r}")
-    return channel
-
-
-def _normalize_uuid(char_uuid: str) -> str:
-    return char_uuid.strip().lower()
-
-
-def _hex(data: bytes) -> str:
-    return data.hex(" ") if data else "(empty)"
-
-
 class Coyote2Simulator:
     """A Coyote 2.0 pulse host: GATT writes in, PWM_AB2/battery notifications and a record out."""
 
@@ -342,15 +329,15 @@ class Coyote2Simulator:
             raise TypeError(f"write needs bytes, got {type(data).__name__}")
         now_s = self._sync()
         payload = bytes(data)
-        uuid = _normalize_uuid(char_uuid)
+        uuid = normalize_uuid(char_uuid)
         if uuid != PWM_AB2_CHAR_UUID and uuid not in _CHANNEL_OF_CHAR:
-            self._event(now_s, "write_ignored", f"write to {char_uuid!r}: {_hex(payload)}")
+            self._event(now_s, "write_ignored", f"write to {char_uuid!r}: {hex_bytes(payload)}")
             return
         if len(payload) != VALUE_SIZE:
             self._event(
                 now_s,
                 "frame_ignored",
-                f"{len(payload)} bytes to {uuid}, needs {VALUE_SIZE}: {_hex(payload)}",
+                f"{len(payload)} bytes to {uuid}, needs {VALUE_SIZE}: {hex_bytes(payload)}",
             )
             return
         value = int.from_bytes(payload, "little")
@@ -362,7 +349,7 @@ class Coyote2Simulator:
     def read(self, char_uuid: str) -> bytes:
         """A GATT read of a readable characteristic; anything else raises ``ValueError``."""
         self._sync()
-        uuid = _normalize_uuid(char_uuid)
+        uuid = normalize_uuid(char_uuid)
         if uuid not in _READABLE:
             raise ValueError(f"characteristic {char_uuid!r} is not readable on the Coyote 2")
         if uuid == BATTERY_CHAR_UUID:
@@ -385,11 +372,11 @@ class Coyote2Simulator:
         self._subscribers.pop(self._check_notifiable(char_uuid), None)
 
     def is_notifying(self, char_uuid: str) -> bool:
-        return _normalize_uuid(char_uuid) in self._subscribers
+        return normalize_uuid(char_uuid) in self._subscribers
 
     @staticmethod
     def _check_notifiable(char_uuid: str) -> str:
-        uuid = _normalize_uuid(char_uuid)
+        uuid = normalize_uuid(char_uuid)
         if uuid not in _NOTIFIABLE:
             raise ValueError(f"characteristic {char_uuid!r} does not notify on the Coyote 2")
         return uuid
@@ -410,7 +397,7 @@ class Coyote2Simulator:
 
     def _on_strength(self, now_s: float, value: int, data: bytes) -> None:
         if value >> _STRENGTH_RESERVED_SHIFT:
-            self._event(now_s, "reserved_bits", f"PWM_AB2 bits 23-22 set: {_hex(data)}")
+            self._event(now_s, "reserved_bits", f"PWM_AB2 bits 23-22 set: {hex_bytes(data)}")
         new_du = {
             "A": (value >> _STRENGTH_A_SHIFT) & _STRENGTH_MASK,
             "B": value & _STRENGTH_MASK,
@@ -423,7 +410,9 @@ class Coyote2Simulator:
     def _on_waveform(self, now_s: float, channel: str, value: int, data: bytes) -> None:
         if value >> _WAVEFORM_RESERVED_SHIFT:
             self._event(
-                now_s, "reserved_bits", f"channel {channel} waveform bits 23-20 set: {_hex(data)}"
+                now_s,
+                "reserved_bits",
+                f"channel {channel} waveform bits 23-20 set: {hex_bytes(data)}",
             )
         self._waveform[channel] = Waveform.from_value(value)
         self._valid_until_s[channel] = now_s + WAVEFORM_VALIDITY_S
@@ -439,17 +428,17 @@ class Coyote2Simulator:
     def strength_du(self, channel: str) -> int:
         """The raw strength of ``channel`` (0..2047)."""
         self._sync()
-        return self._strength_du[_check_channel(channel)]
+        return self._strength_du[check_ab_channel(channel)]
 
     def waveform(self, channel: str) -> Waveform:
         """The waveform last written for ``channel``, whether or not it is still in force."""
         self._sync()
-        return self._waveform[_check_channel(channel)]
+        return self._waveform[check_ab_channel(channel)]
 
     def is_active(self, channel: str) -> bool:
         """True while ``channel`` has a waveform with X > 0 written less than 100 ms ago."""
         now_s = self._sync()
-        channel = _check_channel(channel)
+        channel = check_ab_channel(channel)
         return self._waveform[channel].has_pulses and now_s < self._valid_until_s[channel]
 
     @property
@@ -462,7 +451,7 @@ class Coyote2Simulator:
         Subscribers to PWM_AB2 hear of a change (always, whatever the host-write option).
         """
         self._sync()
-        channel = _check_channel(channel)
+        channel = check_ab_channel(channel)
         current_du = self._strength_du[channel]
         new_du = max(0, min(current_du + delta_du, MAX_STRENGTH_DU))
         if new_du != current_du:

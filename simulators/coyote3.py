@@ -71,6 +71,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from simulators._common import check_ab_channel, hex_bytes, normalize_uuid
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
 
@@ -150,20 +151,6 @@ class _Block:
     """Counts blocks so that two identical samples in a row still make two intervals."""
     samples: Mapping[str, tuple[_Sample, ...] | None]
     """Per channel the 4 samples, or ``None`` when the channel's block was dropped."""
-
-
-def _check_channel(channel: str) -> str:
-    if channel not in CHANNELS:
-        raise ValueError(f"channel must be 'A' or 'B', got {channel!r}")
-    return channel
-
-
-def _normalize_uuid(char_uuid: str) -> str:
-    return char_uuid.strip().lower()
-
-
-def _hex(data: bytes) -> str:
-    return data.hex(" ") if data else "(empty)"
 
 
 class Coyote3Simulator:
@@ -300,9 +287,9 @@ class Coyote3Simulator:
             raise TypeError(f"write needs bytes, got {type(data).__name__}")
         now_s = self._sync()
         data = bytes(data)
-        uuid = _normalize_uuid(char_uuid)
+        uuid = normalize_uuid(char_uuid)
         if uuid != WRITE_CHAR_UUID:
-            self._event(now_s, "write_ignored", f"write to {char_uuid!r}: {_hex(data)}")
+            self._event(now_s, "write_ignored", f"write to {char_uuid!r}: {hex_bytes(data)}")
             return
         if len(data) > MAX_WRITE_SIZE:
             self._event(
@@ -319,32 +306,32 @@ class Coyote3Simulator:
         elif data[0] == _HEAD_BF:
             self._on_bf(now_s, data)
         else:
-            self._event(now_s, "frame_ignored", f"unknown head 0x{data[0]:02x}: {_hex(data)}")
+            self._event(now_s, "frame_ignored", f"unknown head 0x{data[0]:02x}: {hex_bytes(data)}")
 
     def read(self, char_uuid: str) -> bytes:
         """A GATT read; only the battery characteristic is readable."""
         self._sync()
-        if _normalize_uuid(char_uuid) == BATTERY_CHAR_UUID:
+        if normalize_uuid(char_uuid) == BATTERY_CHAR_UUID:
             return bytes([self._battery_percent])
         raise ValueError(f"characteristic {char_uuid!r} is not readable on the Coyote 3")
 
     def start_notify(self, char_uuid: str, callback: NotifyCallback) -> None:
         """Subscribe ``callback(char_uuid, payload)`` to the B1 or the battery characteristic."""
         self._sync()
-        uuid = _normalize_uuid(char_uuid)
+        uuid = normalize_uuid(char_uuid)
         if uuid not in (NOTIFY_CHAR_UUID, BATTERY_CHAR_UUID):
             raise ValueError(f"characteristic {char_uuid!r} does not notify on the Coyote 3")
         self._subscribers[uuid] = callback
 
     def stop_notify(self, char_uuid: str) -> None:
         self._sync()
-        uuid = _normalize_uuid(char_uuid)
+        uuid = normalize_uuid(char_uuid)
         if uuid not in (NOTIFY_CHAR_UUID, BATTERY_CHAR_UUID):
             raise ValueError(f"characteristic {char_uuid!r} does not notify on the Coyote 3")
         self._subscribers.pop(uuid, None)
 
     def is_notifying(self, char_uuid: str) -> bool:
-        return _normalize_uuid(char_uuid) in self._subscribers
+        return normalize_uuid(char_uuid) in self._subscribers
 
     def _notify(self, uuid: str, payload: bytes) -> None:
         callback = self._subscribers.get(uuid)
@@ -362,7 +349,9 @@ class Coyote3Simulator:
 
     def _on_b0(self, now_s: float, data: bytes) -> None:
         if len(data) < B0_FRAME_SIZE:
-            self._event(now_s, "frame_ignored", f"B0 of {len(data)} bytes, needs 20: {_hex(data)}")
+            self._event(
+                now_s, "frame_ignored", f"B0 of {len(data)} bytes, needs 20: {hex_bytes(data)}"
+            )
             return
         seq = data[1] >> 4
         modes = {"A": (data[1] >> 2) & 0b11, "B": data[1] & 0b11}
@@ -435,13 +424,15 @@ class Coyote3Simulator:
 
     def _on_bf(self, now_s: float, data: bytes) -> None:
         if len(data) < BF_FRAME_SIZE:
-            self._event(now_s, "frame_ignored", f"BF of {len(data)} bytes, needs 7: {_hex(data)}")
+            self._event(
+                now_s, "frame_ignored", f"BF of {len(data)} bytes, needs 7: {hex_bytes(data)}"
+            )
             return
         if len(data) > BF_FRAME_SIZE:
             self._event(
                 now_s,
                 "frame_trailing_bytes",
-                f"BF of {len(data)} bytes, bytes after the 7th ignored: {_hex(data)}",
+                f"BF of {len(data)} bytes, bytes after the 7th ignored: {hex_bytes(data)}",
             )
         for channel, limit_du, freq_balance, intensity_balance in (
             ("A", data[1], data[3], data[5]),
@@ -475,11 +466,11 @@ class Coyote3Simulator:
 
     def strength_du(self, channel: str) -> int:
         self._sync()
-        return self._strength_du[_check_channel(channel)]
+        return self._strength_du[check_ab_channel(channel)]
 
     def soft_limit_du(self, channel: str) -> int:
         self._sync()
-        return self._soft_limit_du[_check_channel(channel)]
+        return self._soft_limit_du[check_ab_channel(channel)]
 
     @property
     def frequency_balance(self) -> Mapping[str, int]:
@@ -510,7 +501,7 @@ class Coyote3Simulator:
     def turn_wheel(self, channel: str, delta_du: int) -> None:
         """Turn the physical wheel by ``delta_du`` steps; notifies ``B1 00 A B`` on a change."""
         self._sync()
-        channel = _check_channel(channel)
+        channel = check_ab_channel(channel)
         current_du = self._strength_du[channel]
         new_du = max(0, min(current_du + delta_du, self._soft_limit_du[channel]))
         if new_du != current_du:

@@ -94,6 +94,7 @@ import random
 from collections.abc import Callable
 from typing import Final
 
+from simulators._common import hex_bytes
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
 
@@ -273,10 +274,6 @@ def _check_byte(name: str, value: int) -> int:
     if not 0 <= value <= 0xFF:
         raise ValueError(f"{name} must be within 0..255, got {value}")
     return value
-
-
-def _hex(data: bytes | bytearray) -> str:
-    return bytes(data).hex(" ") if data else "(empty)"
 
 
 class Et312Simulator:
@@ -629,7 +626,7 @@ class Et312Simulator:
                 t_s,
                 "nack",
                 f"checksum 0x{packet[-1]:02x}, expected 0x{_checksum(packet[:-1]):02x}: "
-                f"{_hex(packet)}",
+                f"{hex_bytes(packet)}",
             )
             self._send(bytes([REPLY_NACK]))
             return
@@ -640,7 +637,7 @@ class Et312Simulator:
             value = self._load((packet[1] << 8) | packet[2])
             self._send(bytes([REPLY_READ, value, _checksum(bytes([REPLY_READ, value]))]))
         elif not self._keyed:
-            self._event(t_s, "write_refused", f"no key exchange yet: {_hex(packet)}")
+            self._event(t_s, "write_refused", f"no key exchange yet: {hex_bytes(packet)}")
         else:
             address = (packet[1] << 8) | packet[2]
             for index, value in enumerate(packet[3:-1]):

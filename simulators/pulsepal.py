@@ -120,6 +120,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from simulators._common import hex_bytes
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
 
@@ -305,10 +306,6 @@ def _u16(data: bytes, offset: int) -> int:
 
 def _u32(data: bytes, offset: int) -> int:
     return int.from_bytes(data[offset : offset + 4], "little")
-
-
-def _hex(data: bytes | bytearray) -> str:
-    return bytes(data).hex(" ") if data else "(empty)"
 
 
 def _cycles_to_s(cycles: int) -> float:
@@ -598,7 +595,9 @@ class PulsePalSimulator:
             if rx[0] != MESSAGE_START:
                 found = rx.find(MESSAGE_START)
                 skipped = len(rx) if found < 0 else found
-                self._event(self.now_s, "bytes_ignored", f"not after 0xD5: {_hex(rx[:skipped])}")
+                self._event(
+                    self.now_s, "bytes_ignored", f"not after 0xD5: {hex_bytes(rx[:skipped])}"
+                )
                 del rx[:skipped]
                 continue
             message_size = self._message_length()

@@ -332,7 +332,6 @@ class Driver(DeviceDriver):
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
         super().__init__(profile, transport)
         self.codec = Coyote2Codec()
-        self.protocol_errors = 0
         self.firmware_version: str | None = None
         self.config: Config | None = None
 
@@ -398,13 +397,4 @@ class Driver(DeviceDriver):
             await self.transport.write(write.data, endpoint=write.char)
 
     def _received(self, endpoint: str, data: bytes) -> None:
-        try:
-            event = self.codec.receive(endpoint, data)
-        except ProtocolError:
-            self.protocol_errors += 1
-            return
-        if event is None:
-            return
-        if isinstance(event, BatteryReport):
-            self.battery_percent = event.percent
-        self._emit(event)
+        self._decoded(self.codec.receive, endpoint, data)

@@ -223,7 +223,6 @@ class Driver(DeviceDriver):
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
         super().__init__(profile, transport)
         self.codec = Coyote3Codec()
-        self.protocol_errors = 0
 
     async def connect(self, limits: SessionLimits) -> None:
         loop = asyncio.get_running_loop()
@@ -261,13 +260,4 @@ class Driver(DeviceDriver):
         await self.transport.write(self.codec.encode(frame, now), endpoint=WRITE_CHAR)
 
     def _received(self, endpoint: str, data: bytes) -> None:
-        try:
-            event = self.codec.receive(endpoint, data)
-        except ProtocolError:
-            self.protocol_errors += 1
-            return
-        if event is None:
-            return
-        if isinstance(event, BatteryReport):
-            self.battery_percent = event.percent
-        self._emit(event)
+        self._decoded(self.codec.receive, endpoint, data)

@@ -451,7 +451,6 @@ class Driver(DeviceDriver):
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
         super().__init__(profile, transport)
         self.codec = Et312Codec()
-        self.protocol_errors = 0
         self.model: int | None = None
         self.firmware: tuple[int, int, int] | None = None
         self.knobs: dict[str, int] | None = None

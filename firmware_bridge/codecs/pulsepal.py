@@ -516,7 +516,6 @@ class Driver(DeviceDriver):
         self.codec = PulsePalCodec()
         self.parser = ReplyParser()
         self.firmware_version: int | None = None
-        self.protocol_errors = 0
         self._waiter: tuple[asyncio.Future[Reply], Message] | None = None
         self._zeros_waiting = 0
 
