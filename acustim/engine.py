@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -33,8 +34,13 @@ from firmware_bridge.transport import Transport, make_transport
 from safety.errors import LimitError
 from safety.guard import VettedFrame
 from waveforms.builtin import find_program
+from waveforms.errors import AcustimError
 from waveforms.files import load_program as load_program_file
 from waveforms.program import Program
+
+
+class DeviceBusyError(AcustimError, RuntimeError):
+    """A session was started on a device that is already running (or starting) one."""
 
 
 def load_program(name_or_path: str | os.PathLike[str]) -> Program:
@@ -158,6 +164,8 @@ class Device:
         self.profile = profile
         self.transport = transport
         self.session: Session | None = None
+        self._start_lock = threading.Lock()
+        self._starting = False
 
     @property
     def simulator(self) -> Any:
@@ -192,8 +200,52 @@ class Device:
         ``screening`` maps the questions of ``safety.screening.SCREENING_QUESTIONS`` to yes
         (True) or no; ``acknowledged`` names the precautions the practitioner acknowledged.
         Without answers, the patient's latest clear screening in the store is used."""
-        if self.session is not None and not self.session.done:
-            raise RuntimeError(f"{self.spec} is already running a session")
+        with self._start_lock:  # one session at a time, however many threads ask
+            if self._starting or (self.session is not None and not self.session.done):
+                raise DeviceBusyError(
+                    f"{self.spec} is already running a session; stop it or wait for it to end"
+                )
+            self._starting = True
+        try:
+            self.session = self._start(
+                program,
+                levels=levels,
+                ceilings=ceilings,
+                duration_s=duration_s,
+                rise_fraction_per_s=rise_fraction_per_s,
+                electrode_area_cm2=electrode_area_cm2,
+                reconnect_s=reconnect_s,
+                patient=patient,
+                notes=notes,
+                screening=screening,
+                acknowledged=acknowledged,
+                onset_days=onset_days,
+                on_notice=on_notice,
+                on_frame=on_frame,
+            )
+            return self.session
+        finally:
+            with self._start_lock:
+                self._starting = False
+
+    def _start(
+        self,
+        program: Program | str,
+        *,
+        levels: dict[str, int] | None,
+        ceilings: dict[str, int] | None,
+        duration_s: float | None,
+        rise_fraction_per_s: float | None,
+        electrode_area_cm2: float | None,
+        reconnect_s: float,
+        patient: str | None,
+        notes: str,
+        screening: Mapping[str, bool] | None,
+        acknowledged: Collection[str],
+        onset_days: int | None,
+        on_notice: NoticeHandler | None,
+        on_frame: Callable[[int, VettedFrame], None] | None,
+    ) -> Session:
         prog = load_program(program) if isinstance(program, str) else program
         patient_code = validate_patient_code(patient) if patient is not None else None
         admission = admit(
@@ -235,8 +287,7 @@ class Device:
             on_notice=on_notice,
             on_frame=on_frame,
         )
-        self.session = Session(self.engine, runner)
-        return self.session
+        return Session(self.engine, runner)
 
     def close(self) -> None:
         """Stop this device's session (zero output) and close its link."""

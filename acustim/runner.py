@@ -30,7 +30,7 @@ from firmware_bridge.events import (
 from firmware_bridge.streamer import Streamer, StreamResult, StreamStats
 from safety.errors import LimitError
 from safety.guard import Guard, Notice, Phase, VettedFrame
-from safety.limits import SessionLimits, resolve_limits
+from safety.limits import SessionLimits, check_reconnect_s, resolve_limits
 from waveforms.errors import AcustimError
 from waveforms.program import ChannelDemand, Program
 from waveforms.render import Rendered, render
@@ -224,6 +224,7 @@ class SessionRunner:
             session_s=config.session_s,
             electrode_area_cm2=config.electrode_area_cm2,
         )
+        check_reconnect_s(config.reconnect_s)
         dry_run = Guard(self.limits)  # the guard's own checks refuse bad levels up front
         for name, level in config.levels_du.items():
             dry_run.set_level(name, level, 0.0)
@@ -511,6 +512,12 @@ class SessionRunner:
             self.guard.link_lost(now, event.reason)
             for notice in self.guard.drain_notices():
                 self._notice(notice)
+            if not self.profile.stops_when_host_silent and not self.zero_confirmed:
+                self._event(
+                    "runs_on",
+                    f"WARNING: the link is lost and {self.profile.name} keeps stimulating by "
+                    "itself at its last output: switch it off at the device",
+                )
             streamer = self.streamer
             if streamer is None or not streamer.running:
                 if self.result is None:

@@ -57,6 +57,10 @@ class StreamStats:
         return data[min(len(data) - 1, math.ceil(q / 100 * len(data)) - 1)]
 
 
+_LOST_AT_END = StreamResult(
+    "fault", "the device link was lost and the session's time ran out before it came back"
+)
+
 #: How long before a deadline the streamer stops sleeping and spins (the selector's timeout
 #: has a resolution of one millisecond and wakes late, never early).
 SPIN_S = 0.0015
@@ -229,10 +233,7 @@ class Streamer:
                 frame = self.guard.vet(self.source(i, now), now)
                 if not self.link_up:
                     if self.guard.phase is Phase.ENDED:  # the session's time ran out meanwhile
-                        self._result = StreamResult(
-                            "fault",
-                            "the device link was lost and the session ended before it came back",
-                        )
+                        self._result = _LOST_AT_END
                     i += 1
                     continue
                 lateness = loop.time() - deadline  # as handed to the link, vetting included
@@ -257,7 +258,11 @@ class Streamer:
                 self.stats.recent_lateness_s.append(lateness)
                 self._sent(frame, lateness)
                 if self.guard.phase is Phase.ENDED and self._result is None:
-                    self._result = StreamResult("completed", "session completed")
+                    self._result = (
+                        _LOST_AT_END
+                        if self.guard.ended_while_link_down
+                        else StreamResult("completed", "session completed")
+                    )
                 i += 1
         except asyncio.CancelledError:
             # the IO thread is shutting down under us: zero first, then let the cancel go on

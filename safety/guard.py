@@ -3,9 +3,24 @@
 The guard is the only maker of ``VettedFrame`` (including the zero frame); codecs accept
 nothing else. It enforces, per channel: start at zero; every rise rate-limited (soft start);
 every fall immediate; the resolved ceiling; device-unit ranges; the hard session time limit
-(then a ramp down and a permanent stop); and, where the device is calibrated, rms current,
-rms current density and charge per phase. After a lost link, output stays zero until the
-device's own limits are written again, and levels never come back by themselves.
+(then a ramp down and a permanent stop); and, where the device is calibrated, rms current and
+rms current density. Charge per phase is computed and recorded, not limited: no standard in
+``../shared/reference/safety.md`` gives a figure for it. After a lost link, output stays zero
+until the device's own limits are written again, and levels never come back by themselves.
+
+Soft start applies to the *delivered* output (level x program intensity), not only to the
+level: a program whose envelope jumps (a segment at intensity 0 then 1, an intermittent burst
+after a long pause) cannot make output jump. A frame's delivered output (the largest
+level x intensity of its samples) may be at most the larger of
+
+* the previous frame's delivered output plus the rise rate x the time step, and
+* the largest delivered output of the last ``ENVELOPE_MEMORY_S`` seconds,
+
+so output rises at the soft-start rate from what the patient just had, and an intermittent
+burst (or a dense-disperse phase) may come back at once to the level it was ramped to a few
+seconds ago, never above. After a longer gap, a stop, a pause or a lost link the memory is
+empty and output ramps from zero again. The guard holds the limit by lowering the program's
+intensity samples (never the level), so a channel at level 0 is always silent (intensity 0).
 
 Pure: no I/O, no threads, no clock of its own (callers pass ``now_s``), no Qt.
 """
@@ -13,8 +28,9 @@ Pure: no I/O, no threads, no clock of its own (callers pass ``now_s``), no Qt.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NoReturn
 
@@ -31,6 +47,10 @@ from waveforms.program import ChannelDemand
 #: The longest time step the soft start honours between two frames: a stalled loop or a
 #: jumping clock must not turn into a jump in level.
 MAX_RAMP_STEP_S = 0.25
+#: How long the delivered-output soft start remembers a level the patient had: a burst within
+#: this time of the last one re-enters at the level it reached; after it, it ramps from zero.
+#: Project policy: longer than every off time of the built-in intermittent programs (<= 2 s).
+ENVELOPE_MEMORY_S = 5.0
 
 _SEAL = object()
 _CLAMPED = "demand outside the device's range"
@@ -188,6 +208,15 @@ class _ChannelState:
     level: float = 0.0  # the soft-started level, fractional du
     target_du: int = 0  # what the practitioner asked for
     flags: frozenset[str] = frozenset()  # notice kinds currently active (no repeats per frame)
+    delivered_du: float = 0.0  # the last frame's delivered output (level x intensity)
+    #: (time, delivered) of the last ENVELOPE_MEMORY_S seconds, delivered strictly falling
+    #: from left to right (a sliding-window maximum: the first entry is the recent peak)
+    recent: deque[tuple[float, float]] = field(default_factory=deque)
+
+    def forget_delivery(self) -> None:
+        """Nothing is delivered any more: the next output ramps from zero."""
+        self.delivered_du = 0.0
+        self.recent.clear()
 
 
 class Guard:
@@ -204,6 +233,7 @@ class Guard:
         self._last_s: float | None = None
         self._ramp_down_du_per_s: dict[str, float] = {}
         self._limits_written = False
+        self._ended_while_link_down = False
         self._notices: list[Notice] = []
         n = self._device.samples_per_frame
         self._silent = (0.0,) * n
@@ -218,6 +248,12 @@ class Guard:
     @property
     def limits_written(self) -> bool:
         return self._limits_written
+
+    @property
+    def ended_while_link_down(self) -> bool:
+        """The session's time ran out while the device link was down (a fault, not a
+        completed session, whatever the link does later)."""
+        return self._ended_while_link_down
 
     def elapsed_s(self, now_s: float) -> float:
         return 0.0 if self._start_s is None else max(0.0, now_s - self._start_s)
@@ -279,6 +315,7 @@ class Guard:
         for state in self._channels.values():
             state.level = 0.0
             state.target_du = 0
+            state.forget_delivery()
         self._note(now_s, "stop", None, "output stopped; raise a level to resume")
         return self.zero_frame(now_s)
 
@@ -293,6 +330,7 @@ class Guard:
         for state in self._channels.values():
             state.level = 0.0
             state.target_du = 0
+            state.forget_delivery()
         self._phase = Phase.ENDED
         return self.zero_frame(now_s)
 
@@ -302,6 +340,7 @@ class Guard:
         for state in self._channels.values():
             state.level = 0.0
             state.target_du = 0
+            state.forget_delivery()
         why = f" ({reason})" if reason else ""
         self._note(now_s, "link_lost", None, f"device link lost{why}: levels reset to zero")
 
@@ -368,7 +407,15 @@ class Guard:
                     f"({', '.join(self._channels)})"
                 )
         dt = self._advance_time(now_s)
+        if self._phase is Phase.ENDING and not self._limits_written:
+            # the session's time ran out while the link was down: output is zero already
+            # and nothing may resume when the link comes back
+            self._phase = Phase.ENDED
+            self._ended_while_link_down = True
+            self._note(now_s, "ended", None, "session ended while the device link was down")
         if self._phase in (Phase.READY, Phase.ENDED) or not self._limits_written:
+            for st in self._channels.values():
+                st.forget_delivery()
             return self.zero_frame(now_s)
 
         for name, st in self._channels.items():
@@ -381,6 +428,8 @@ class Guard:
             state = self._channels.get(name)
             d = demands.get(name)
             if state is None or d is None:
+                if state is not None:
+                    state.forget_delivery()
                 out.append(self._silent_channel(name))
                 continue
             if len(d.intensity) != n or len(d.frequency_hz) != n or len(d.pulse_width_us) != n:
@@ -388,7 +437,7 @@ class Guard:
                     f"demand for channel {name} has {len(d.intensity)} samples; "
                     f"{device.model} frames hold {n}"
                 )
-            vc = self._vet_channel(name, state, d, now_s)
+            vc = self._vet_channel(name, state, d, now_s, dt)
             any_output = any_output or (vc.level_du > 0 and max(vc.intensity) > 0)
             out.append(vc)
         if self._phase is Phase.ENDING and all(s.level <= 0 for s in self._channels.values()):
@@ -437,7 +486,7 @@ class Guard:
         )
 
     def _vet_channel(
-        self, name: str, state: _ChannelState, d: ChannelDemand, now_s: float
+        self, name: str, state: _ChannelState, d: ChannelDemand, now_s: float, dt_s: float
     ) -> VettedChannel:
         device = self._device
         f_lo, f_hi = device.frequency_range_hz
@@ -454,7 +503,7 @@ class Guard:
             and min(i_in) >= 0.0
             and max(i_in) <= 1.0
         ):
-            return self._level_and_current(name, state, f_in, w_in, i_in, False, now_s)
+            return self._level_and_current(name, state, f_in, w_in, i_in, False, now_s, dt_s)
         freqs: list[float] = []
         widths: list[float] = []
         intensities: list[float] = []
@@ -475,7 +524,7 @@ class Guard:
             widths.append(w)
             intensities.append(i)
         return self._level_and_current(
-            name, state, tuple(freqs), tuple(widths), tuple(intensities), clamped, now_s
+            name, state, tuple(freqs), tuple(widths), tuple(intensities), clamped, now_s, dt_s
         )
 
     def _level_and_current(
@@ -487,12 +536,14 @@ class Guard:
         intensities: tuple[float, ...],
         clamped: bool,
         now_s: float,
+        dt_s: float,
     ) -> VettedChannel:
         if clamped or "clamped" in state.flags:
             self._flag(state, now_s, "clamped", name, clamped, _CLAMPED)
         level = min(math.floor(state.level + 1e-9), state.ceiling_du)
+        intensities = self._soft_start_envelope(name, state, level, intensities, now_s, dt_s)
         if self._device.calibration is None:
-            return VettedChannel(
+            vc = VettedChannel(
                 seal=_SEAL,
                 name=name,
                 level_du=level,
@@ -500,7 +551,55 @@ class Guard:
                 pulse_width_us=widths,
                 intensity=intensities,
             )
-        return self._vet_calibrated(name, state, level, freqs, widths, intensities, now_s)
+        else:
+            vc = self._vet_calibrated(name, state, level, freqs, widths, intensities, now_s)
+        self._delivered(state, vc.output_du, now_s)
+        return vc
+
+    def _soft_start_envelope(
+        self,
+        name: str,
+        state: _ChannelState,
+        level: int,
+        intensities: tuple[float, ...],
+        now_s: float,
+        dt_s: float,
+    ) -> tuple[float, ...]:
+        """Lower the intensity samples so that level x intensity stays within the
+        delivered-output soft start (module docstring); a channel at level 0 is silent."""
+        if level <= 0:
+            return self._silent
+        recent = state.recent
+        while recent and now_s - recent[0][0] > ENVELOPE_MEMORY_S:
+            recent.popleft()
+        peak = recent[0][1] if recent else 0.0
+        allowed = max(peak, state.delivered_du + self.limits.rise_du_per_s * dt_s)
+        wanted = level * max(intensities)
+        limited = wanted > allowed + 1e-9
+        # noticed only when the program's envelope is held back, not for the fraction of a
+        # device unit by which output follows a ramping level
+        held_back = wanted > allowed + 1.0
+        if held_back or "envelope" in state.flags:
+            self._flag(
+                state,
+                now_s,
+                "envelope",
+                name,
+                held_back,
+                "soft start: the program's intensity rises faster than output may; "
+                "output follows at the ramp rate",
+            )
+        if not limited:
+            return intensities
+        cap = allowed / level
+        return tuple(i if i <= cap else cap for i in intensities)
+
+    def _delivered(self, state: _ChannelState, output_du: float, now_s: float) -> None:
+        state.delivered_du = output_du
+        recent = state.recent
+        while recent and recent[-1][1] <= output_du:
+            recent.pop()
+        recent.append((now_s, output_du))
 
     def _vet_calibrated(
         self,

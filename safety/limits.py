@@ -32,6 +32,12 @@ ABS_MAX_RISE_FRACTION_PER_S = 0.05
 DEFAULT_RISE_FRACTION_PER_S = 0.02
 #: End of session: the level falls to zero over this time, then output stops.
 END_RAMP_DOWN_S = 3.0
+#: The largest electrode area (one electrode) a session accepts, cm^2: a larger (or infinite)
+#: area would switch the current-density cap off. waveforms.files uses the same bound.
+ABS_MAX_ELECTRODE_AREA_CM2 = 500.0
+#: The longest a session may try to reconnect after a lost link (it never outlives the
+#: session's own time limit anyway).
+ABS_MAX_RECONNECT_S = ABS_MAX_SESSION_S
 #: Program-level ranges (waveforms.files enforces the same; a test checks they agree).
 ABS_FREQUENCY_RANGE_HZ = (0.5, 200.0)
 ABS_PULSE_WIDTH_RANGE_US = (20.0, 1000.0)
@@ -176,6 +182,11 @@ def resolve_limits(
             )
         program_ceiling = math.floor(device.max_level_du * ch.max_level_fraction)
         ceiling = ceilings.get(ch.name, program_ceiling)
+        if isinstance(ceiling, bool) or not isinstance(ceiling, int):
+            raise LimitError(
+                f"ceiling {ch.name}={ceiling!r}: a whole number of device units; "
+                f"allowed 0..{program_ceiling} du"
+            )
         if not 0 <= ceiling <= program_ceiling:
             raise LimitError(
                 f"ceiling {ch.name}={ceiling} du is above what {prog} allows on {device.model}; "
@@ -208,8 +219,14 @@ def resolve_limits(
         raise LimitError(f"session length {length:g} s; allowed 0 < x <= {longest:g} s")
 
     area = electrode_area_cm2 if electrode_area_cm2 is not None else program.electrode_area_cm2
-    if area is not None and not area > 0:
-        raise LimitError(f"electrode area {area:g} cm^2; allowed > 0")
+    if area is not None and (
+        isinstance(area, bool)
+        or not isinstance(area, int | float)
+        or not 0 < area <= ABS_MAX_ELECTRODE_AREA_CM2
+    ):
+        raise LimitError(
+            f"electrode area {area!r} cm^2; allowed 0 < x <= {ABS_MAX_ELECTRODE_AREA_CM2:g} cm^2"
+        )
     return SessionLimits(
         device=device,
         channels=tuple(channels),
@@ -218,3 +235,17 @@ def resolve_limits(
         electrode=program.electrode,
         electrode_area_cm2=area,
     )
+
+
+def check_reconnect_s(reconnect_s: float) -> float:
+    """How long a session may try to reconnect after a lost link: 0 (never) up to
+    ``ABS_MAX_RECONNECT_S``; NaN, negative or infinite values are refused."""
+    if (
+        isinstance(reconnect_s, bool)
+        or not isinstance(reconnect_s, int | float)
+        or not 0 <= reconnect_s <= ABS_MAX_RECONNECT_S
+    ):
+        raise LimitError(
+            f"reconnect time {reconnect_s!r} s; allowed 0 <= x <= {ABS_MAX_RECONNECT_S:g} s"
+        )
+    return float(reconnect_s)

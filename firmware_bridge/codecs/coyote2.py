@@ -167,10 +167,11 @@ def pulse_width_to_z(pulse_width_us: float) -> int:
 
 
 def strength_du(level_du: int, intensity: float) -> int:
-    """The raw strength for a level and an intensity: ``round(level x intensity)``, 0..2047."""
+    """The raw strength for a level and an intensity: ``level x intensity`` rounded down (never
+    more than the guard vetted), 0..2047."""
     if math.isnan(intensity) or intensity <= 0 or level_du <= 0:
         return 0
-    return min(STRENGTH_MAX_DU, round(level_du * min(intensity, 1.0)))
+    return min(STRENGTH_MAX_DU, math.floor(level_du * min(intensity, 1.0) + 1e-9))
 
 
 def waveform_for(

@@ -180,7 +180,8 @@ class Coyote3Codec:
             # The waveform does not depend on the level: output is strength x intensity, and
             # strength (applied on arrival) is what the guard ramps. Zeroing the waveform at
             # level 0 would let output jump when a queued waveform catches up with strength.
-            intensities = tuple(min(100, max(0, round(i * 100))) for i in ch.intensity)
+            # Rounded down, so the device never delivers more than the guard vetted.
+            intensities = tuple(min(100, max(0, math.floor(i * 100 + 1e-9))) for i in ch.intensity)
             waves[ch.name] = (freqs, intensities)
 
         known = self.device_levels

@@ -247,7 +247,7 @@ def test_pulse_width_to_z(width_us: float, z: int) -> None:
         (70, 1.0, 70),
         (100, 0.5, 50),
         (2000, 1.0, 2000),
-        (5, 0.3, 2),
+        (5, 0.3, 1),  # 1.5 rounded down: never more than the guard vetted
         (70, 0.0, 0),
         (0, 1.0, 0),
         (3000, 1.0, 2047),
@@ -282,9 +282,13 @@ def ramped(levels: dict[str, int]) -> tuple[Guard, float]:
     for name, level in levels.items():
         g.set_level(name, level, 0.0)
     t = 0.0
+    full = [demand(name, intensity=1.0, n=1) for name in levels]
     while any(g.level_du(n) < level for n, level in levels.items()):
         t += 0.25
-        g.vet([], t)
+        g.vet(full, t)
+    for _ in range(8):  # delivered output (level x intensity) catches up with the level
+        t += 0.25
+        g.vet(full, t)
     return g, t
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import pytest
 from hypothesis import given
@@ -138,7 +139,11 @@ def test_rises_wait_for_b1_and_falls_do_not() -> None:
     assert (first[1] >> 2) & 3 == C.MODE_SET
     assert first[2] == rising.channel("A").level_du
     assert first[4:8] == bytes([10] * 4)  # 100 Hz -> 10 ms
-    assert first[8:12] == bytes([50] * 4)
+    # the waveform carries the vetted intensity, rounded down: the delivered-output soft
+    # start holds the first frame's level x intensity to one frame's rise
+    shown = math.floor(rising.channel("A").intensity[0] * 100 + 1e-9)
+    assert 0 < shown <= 50
+    assert first[8:12] == bytes([shown] * 4)
     # while the B1 is pending, a further rise is not sent
     higher = frames[-1]
     held = codec.encode(higher, 1.1)
@@ -149,7 +154,8 @@ def test_rises_wait_for_b1_and_falls_do_not() -> None:
     fall = codec.encode(vetted(g, 3.0), 3.0)
     assert (fall[1] >> 2) & 3 == C.MODE_SET
     assert fall[2] == 0
-    assert fall[8:12] == bytes([50] * 4)  # the waveform goes on; strength 0 silences it
+    # at level 0 the waveform is silent too: a wheel turned now delivers nothing
+    assert fall[8:12] == bytes([0] * 4)
 
 
 def test_b1_with_the_pending_seq_clears_it_and_wheel_is_by_device() -> None:

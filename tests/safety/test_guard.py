@@ -276,12 +276,13 @@ def test_device_level_cannot_raise_output_outside_a_running_session() -> None:
 def test_demands_are_clamped_to_device_ranges_with_a_notice() -> None:
     g = running()
     g.set_level("A", 10, 0.0)
-    frame = g.vet([demand("A", frequency_hz=150.0, pulse_width_us=900.0, intensity=1.5)], 0.1)
+    run_frames(g, 0.0, 100)  # level and delivered output ramped up to 10 du
+    frame = g.vet([demand("A", frequency_hz=150.0, pulse_width_us=900.0, intensity=1.5)], 10.1)
     a = frame.channel("A")
     assert a.frequency_hz == (100.0,) * 4
     assert a.pulse_width_us == (500.0,) * 4
     assert a.intensity == (1.0,) * 4
-    low = g.vet([demand("A", frequency_hz=0.5, pulse_width_us=10.0, intensity=-1)], 0.2)
+    low = g.vet([demand("A", frequency_hz=0.5, pulse_width_us=10.0, intensity=-1)], 10.2)
     assert low.channel("A").frequency_hz == (1.0,) * 4
     assert low.channel("A").pulse_width_us == (50.0,) * 4
     assert low.channel("A").intensity == (0.0,) * 4
@@ -317,10 +318,10 @@ def test_device_channels_outside_the_session_stay_silent() -> None:
 def test_zero_flag_reflects_effective_output() -> None:
     g = running()
     g.set_level("A", 10, 0.0)
-    frames = run_frames(g, 0.0, 10)
+    frames = run_frames(g, 0.0, 100)
     assert frames[0].zero and not frames[-1].zero
     assert frames[-1].channel("A").output_du == frames[-1].channel("A").level_du
-    silent = g.vet([demand("A", intensity=0.0)], 1.0)
+    silent = g.vet([demand("A", intensity=0.0)], 10.0)
     assert silent.zero
 
 

@@ -71,6 +71,8 @@ def check_run(guard: Guard, plan: list[Step]) -> None:
     guard.start(now)
     guard.confirm_limits_written()
     last_level = dict.fromkeys(CHANNELS, 0)
+    # delivered output (level x intensity) per frame: (time, du), since the last stop
+    delivered: dict[str, list[tuple[float, float]]] = {c: [] for c in CHANNELS}
     last_t = now
     stopped = dict.fromkeys(CHANNELS, True)  # start: zero until the practitioner raises
     link_ok = True
@@ -87,10 +89,12 @@ def check_run(guard: Guard, plan: list[Step]) -> None:
         elif cmd[0] == "stop":
             guard.stop(now)
             stopped = dict.fromkeys(CHANNELS, True)
+            delivered = {c: [] for c in CHANNELS}
         elif cmd[0] == "link_lost":
             guard.link_lost(now)
             link_ok = False
             stopped = dict.fromkeys(CHANNELS, True)
+            delivered = {c: [] for c in CHANNELS}
         elif cmd[0] == "limits_written":
             guard.confirm_limits_written()
             link_ok = True
@@ -120,6 +124,18 @@ def check_run(guard: Guard, plan: list[Step]) -> None:
             # never faster than the ramp (one du of rounding)
             step_s = min(max(elapsed, 0.0), G.MAX_RAMP_STEP_S)
             assert ch.level_du - last_level[ch.name] <= math.floor(rate * step_s) + 1
+            # delivered output rises at most at the ramp rate from the last frame, or comes
+            # back to a level delivered within the envelope memory, never higher
+            output = ch.level_du * max(ch.intensity)
+            history = delivered[ch.name]
+            previous = history[-1][1] if history else 0.0
+            recent_peak = max(
+                (du for t, du in history if now - t <= G.ENVELOPE_MEMORY_S), default=0.0
+            )
+            assert output <= max(recent_peak, previous + rate * step_s) + 1e-6
+            if ch.level_du == 0:
+                assert max(ch.intensity) == 0.0  # a channel at level 0 is silent
+            history.append((now, output))
             # zero after stop / link loss until raised again
             if stopped[ch.name] or not link_ok:
                 assert ch.level_du == 0

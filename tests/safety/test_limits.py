@@ -144,3 +144,32 @@ def test_program_file_ranges_stay_inside_the_absolute_ranges() -> None:
     lo, hi = files.PULSE_WIDTH_RANGE_US
     assert L.ABS_PULSE_WIDTH_RANGE_US[0] <= lo <= hi <= L.ABS_PULSE_WIDTH_RANGE_US[1]
     assert files.MAX_PROGRAM_DURATION_S <= L.ABS_MAX_SESSION_S
+    assert files.ELECTRODE_AREA_CM2.hi == L.ABS_MAX_ELECTRODE_AREA_CM2
+
+
+@pytest.mark.parametrize("ceiling", [50.7, 50.0, "50", True, float("nan")])
+def test_a_ceiling_that_is_not_a_whole_number_of_device_units_is_refused(ceiling: object) -> None:
+    with pytest.raises(LimitError, match="ceiling A="):
+        resolve_limits(device(), program(), ceilings_du={"A": ceiling})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("area", [float("inf"), float("nan"), 1e9, 500.0001, 0.0, -1.0, True, "4"])
+def test_an_implausible_electrode_area_is_refused_with_the_range(area: object) -> None:
+    with pytest.raises(LimitError, match=r"allowed 0 < x <= 500 cm\^2"):
+        resolve_limits(device(), program(), electrode_area_cm2=area)  # type: ignore[arg-type]
+
+
+def test_a_plausible_electrode_area_is_kept() -> None:
+    assert resolve_limits(device(), program(), electrode_area_cm2=500).electrode_area_cm2 == 500
+    assert resolve_limits(device(), program(), electrode_area_cm2=0.02).electrode_area_cm2 == 0.02
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), -1.0, float("inf"), 3600.5, True, "5"])
+def test_a_bad_reconnect_time_is_refused(seconds: object) -> None:
+    with pytest.raises(LimitError, match=r"reconnect time .* allowed 0 <= x <= 3600 s"):
+        L.check_reconnect_s(seconds)  # type: ignore[arg-type]
+
+
+def test_a_reconnect_time_in_range_is_kept() -> None:
+    assert L.check_reconnect_s(0) == 0.0
+    assert L.check_reconnect_s(600) == 600.0
