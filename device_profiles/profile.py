@@ -5,6 +5,68 @@ keeps stimulating when the host goes silent, its calibration to mA where known, 
 device-side settings the bridge writes on every connect. A profile can only lower the absolute
 limits of ``safety`` (``DeviceLimits.check`` refuses anything else).
 
+A profile file of the user's (anything but the built-in files of this package, by path: ``--device
+sim:PATH``, ``PATH@ADDR``, ``acustim simulate PATH``) must name a built-in model (its ``id``) and
+may only lower what the built-in profile of that model allows; ``lowering.check_lowers`` refuses
+anything else with one ``ProfileError`` line (file, field, the built-in value, what is allowed).
+The rule of every field (of ``DeviceProfile``, ``DeviceLimits`` and ``Calibration``):
+
+==================================== ========================= =====================================
+file field (``DeviceProfile`` field) rule for a user profile   why this direction is the safe one
+==================================== ========================= =====================================
+[device] id (``id``,                 a built-in id             names the model whose limits it
+``limits.model``)                                              lowers
+[device] name                        equal                     names the box in the warnings
+                                                               ("switch it off at the device")
+[device] link, codec, simulator,     equal                     describe the hardware and its
+serial_baud                                                    protocol
+[device] ble_names                   a subset                  scans match advertised names to a
+                                                               model: a file may drop names, never
+                                                               add one
+[device] stops_when_host_silent      true only if the          "stops by itself" hides the warning
+(``stops_when_host_silent``,         built-in's is true        to switch the box off at the device
+``limits.stops_when_host_silent``)
+[device] stops_when_host_silent_note equal, unless the file    explains the built-in's claim; only a
+                                     lowers the flag to false  lowered flag may give its own reason
+[output] channels                    equal (names and order)   describe the hardware
+[output] level_max_du                <= built-in               every channel's ceiling and the
+(``limits.max_level_du``)                                      soft-start rate are fractions of it
+[output] level_unit,                 equal                     describe the hardware
+pulse_width_controlled
+[output] frequency_min_hz,           >= / <= built-in: the     the program check refuses a program
+frequency_max_hz                     range lies inside         outside the range
+(``limits.frequency_range_hz``)
+[output] pulse_width_min_us,         >= / <= built-in: the     the program check refuses pulses
+pulse_width_max_us                   range lies inside         shorter than the minimum (never
+(``limits.pulse_width_range_us``)                              lengthens them) and shortens longer
+                                                               ones
+[output] biphasic                    true only if the          "charge-balanced" lets needle
+                                     built-in's is true; equal programs run; on a calibrated profile
+                                     when calibrated           "not biphasic" halves the duty the
+                                                               guard counts for rms current
+[frame] samples_per_frame,           equal                     the cadence of the stream and of a
+sample_period_s, frames_ahead                                  fall to zero; the codecs depend on it
+[limits] max_rise_fraction_per_s     <= built-in               a slower soft start
+[limits] max_session_s               <= built-in               a shorter session
+[device_settings] (every key)        equal: same keys, same    written to the box on every connect
+                                     values                    (balance, mode): they shape its
+                                                               output
+[calibration]                        must stay                 the guard's rms-current and density
+(``limits.calibration``) where the                             caps need it
+built-in has one
+[calibration] peak_ma_per_du         >= built-in               more mA per du: the guard counts more
+                                                               current per level, so it allows less
+[calibration] load_ohm               equal                     the guard does not read it: it states
+                                                               the load the built-in's figure was
+                                                               measured into, and the record keeps
+                                                               it
+[calibration] where the built-in has may be added              adds the guard's current caps, which
+none                                                           only lower a level
+``source_path``                      (set by the loader)       not a field of the file
+==================================== ========================= =====================================
+
+The built-in profiles are loaded as they are.
+
 Never talks to a device and never decides what is safe beyond loading and checking the file.
 """
 
@@ -66,12 +128,24 @@ def builtin_profile_ids() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+def load_builtin_profile(ident: str) -> DeviceProfile:
+    """The built-in profile ``ident`` (``coyote3``), as shipped: not compared with anything."""
+    if ident not in builtin_profile_ids():
+        raise ProfileError(
+            f"unknown device {ident!r}; built-in devices: {', '.join(builtin_profile_ids())}"
+        )
+    ref = resources.files("device_profiles") / f"{ident}.toml"
+    return parse_profile(ref.read_text(encoding="utf-8"), f"{ident}.toml")
+
+
 def load_profile(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
-    """Load a built-in profile by id (``coyote3``) or a profile file by path."""
+    """Load a built-in profile by id (``coyote3``) or a profile file by path.
+
+    A file must name a built-in model and may only lower what that model's built-in profile
+    allows (see ``parse_user_profile``)."""
     text_path = str(name_or_path)
     if text_path in builtin_profile_ids():
-        ref = resources.files("device_profiles") / f"{text_path}.toml"
-        return parse_profile(ref.read_text(encoding="utf-8"), f"{text_path}.toml")
+        return load_builtin_profile(text_path)
     path = Path(name_or_path)
     if not path.suffix:
         raise ProfileError(
@@ -85,7 +159,7 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
         raise ProfileError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise ProfileError(f"{path}: not UTF-8 text") from None
-    return parse_profile(text, str(path))
+    return parse_user_profile(text, str(path))
 
 
 class _Table:
@@ -145,8 +219,31 @@ class _Table:
             )
 
 
+def parse_user_profile(text: str, source: str = "<string>") -> DeviceProfile:
+    """Parse and check a profile file of the user's; every problem is one ProfileError line.
+
+    Its ``id`` must be a built-in model's, and it may only lower what the built-in profile of
+    that model allows (the table at the top of this module)."""
+    from device_profiles.lowering import check_lowers
+
+    profile = parse_profile(text, source)
+    ids = builtin_profile_ids()
+    if profile.id not in ids:
+        raise ProfileError(
+            f"{source}: [device] id = {profile.id!r} is not a built-in device model; a profile "
+            f"file must name one ({', '.join(ids)}) and may only lower what its built-in "
+            "profile allows"
+        )
+    check_lowers(profile, load_builtin_profile(profile.id))
+    return profile
+
+
 def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
-    """Parse and check one profile; every problem is one ProfileError line."""
+    """Parse and check one profile; every problem is one ProfileError line.
+
+    Checks the file against the absolute limits of ``safety`` only: this is how the built-in
+    profiles are read. A file of the user's goes through ``parse_user_profile`` (which
+    ``load_profile`` uses for every path), which also compares it with its built-in model."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

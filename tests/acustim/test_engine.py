@@ -6,6 +6,7 @@ The simulator's record is the oracle: what the device delivered, per channel, ov
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_the_record_holds_every_frame_the_device_was_sent(engine: Engine) -> Non
     for row, wire in zip(frames, b0_after_connect, strict=True):
         a = next(c for c in row.channels if c.name == "A")
         assert a.level_du <= 200
-        assert wire[8:12] == bytes(min(100, round(i * 100)) for i in a.intensity)
+        assert wire[8:12] == bytes(min(100, math.floor(i * 100 + 1e-9)) for i in a.intensity)
         assert wire[2] in (0, a.level_du)  # strength: unchanged (0) or set to the level
     events = [e.kind for e in engine.store.events(session.session_id or -1)]
     assert events[0] == "start"

@@ -34,9 +34,13 @@ def test_coyote3_profile_states_what_the_reference_says() -> None:
 
 
 def test_profile_by_path(tmp_path: Path) -> None:
+    # a file names a built-in model and may lower its limits (tests in test_profile_lowering)
     path = tmp_path / "mine.toml"
-    path.write_text(COYOTE3.replace('id = "coyote3"', 'id = "mine"'))
-    assert load_profile(path).id == "mine"
+    path.write_text(COYOTE3.replace("level_max_du = 200", "level_max_du = 100"))
+    profile = load_profile(path)
+    assert profile.id == "coyote3"
+    assert profile.limits.max_level_du == 100
+    assert profile.source_path == str(path)
 
 
 @pytest.mark.parametrize(
