@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from acustim.engine import Engine
 from gui import theme
+from gui.platform_check import missing_xcb_packages, xcb_hint
 from gui.window import MainWindow
 
 ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], object]
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_xcb_packages()
+    if missing:
+        print(xcb_hint(missing), file=sys.stderr)
+        return 2
     app = create_app([sys.argv[0]])
     records: Path | bool = Path(args.store) if args.store else not args.no_record
     engine = Engine(virtual_time=False, records=records)
