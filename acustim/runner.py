@@ -28,8 +28,8 @@ from firmware_bridge.events import (
     StrengthReport,
 )
 from firmware_bridge.streamer import Streamer, StreamResult, StreamStats
-from safety.errors import LimitError
-from safety.guard import Guard, Notice, Phase, VettedFrame
+from safety import fit as safety_fit
+from safety.guard import Guard, Notice, Phase, VettedFrame, check_levels
 from safety.limits import SessionLimits, check_reconnect_s, resolve_limits
 from waveforms.errors import AcustimError
 from waveforms.program import ChannelDemand, Program
@@ -93,7 +93,7 @@ class ProgramSource:
         self.program = program
         self.samples = samples_per_frame
         self.rendered: Rendered = render(program, sample_period_s)
-        self.frames_total = -(-self.rendered.n_ticks // samples_per_frame)
+        self.frames_total = self.rendered.n_frames(samples_per_frame)
         self.frame_s = sample_period_s * samples_per_frame
         self.position = 0  # program frame
         self.paused = False
@@ -124,20 +124,7 @@ class ProgramSource:
             self.position += step
         if self.position >= self.frames_total:
             return self._held  # after the end: hold the last demand while the guard ramps down
-        start = self.position * self.samples
-        stop = start + self.samples
-        r = self.rendered
-        demand = []
-        for k, name in enumerate(r.channel_names):
-            f = r.frequency_hz[k, start:stop].tolist()
-            w = r.pulse_width_us[k, start:stop].tolist()
-            i = r.intensity[k, start:stop].tolist()
-            short = self.samples - len(i)
-            if short:  # the program's last frame may be shorter than a device frame
-                f += [f[-1] if f else 1.0] * short
-                w += [w[-1] if w else 100.0] * short
-                i += [0.0] * short
-            demand.append(ChannelDemand(name, tuple(f), tuple(w), tuple(i)))
+        demand = self.rendered.frame(self.position, self.samples)
         self._held = tuple(
             ChannelDemand(
                 d.name, d.frequency_hz, d.pulse_width_us, (d.intensity[-1],) * self.samples
@@ -150,37 +137,14 @@ class ProgramSource:
 def check_program_fits(
     program: Program, profile: DeviceProfile, source: ProgramSource
 ) -> list[str]:
-    """Refuse a program the device cannot deliver as written; return notes for what it
-    delivers differently but safely (shorter pulses)."""
-    r = source.rendered
-    f_lo, f_hi = profile.limits.frequency_range_hz
-    w_lo, w_hi = profile.limits.pulse_width_range_us
-    notes: list[str] = []
-    for k, name in enumerate(r.channel_names):
-        active = r.intensity[k] > 0
-        if not active.any():
-            continue
-        freqs = r.frequency_hz[k][active]
-        if freqs.min() < f_lo - 1e-9 or freqs.max() > f_hi + 1e-9:
-            raise LimitError(
-                f"program {program.name} needs {freqs.min():g}..{freqs.max():g} Hz on channel "
-                f"{name}; {profile.name} delivers {f_lo:g}..{f_hi:g} Hz. Choose another program "
-                "or device."
-            )
-        if profile.pulse_width_controlled:
-            widths = r.pulse_width_us[k][active]
-            if widths.min() < w_lo - 1e-9:
-                raise LimitError(
-                    f"program {program.name} asks for {widths.min():g} us pulses on channel "
-                    f"{name}; {profile.name} cannot go below {w_lo:g} us (longer pulses would "
-                    "deliver more charge than the program intends)"
-                )
-            if widths.max() > w_hi + 1e-9:
-                notes.append(
-                    f"{name}: {profile.name} delivers pulses of at most {w_hi:g} us; the "
-                    f"program's {widths.max():g} us pulses are shortened (less charge)"
-                )
-    return notes
+    """``safety.fit.check_program_fits`` for a profile and a rendered source."""
+    return safety_fit.check_program_fits(
+        program,
+        source.rendered,
+        profile.limits,
+        device_name=profile.name,
+        pulse_width_controlled=profile.pulse_width_controlled,
+    )
 
 
 NoticeHandler = Callable[[str, str], None]  # (kind, message)
@@ -225,9 +189,7 @@ class SessionRunner:
             electrode_area_cm2=config.electrode_area_cm2,
         )
         check_reconnect_s(config.reconnect_s)
-        dry_run = Guard(self.limits)  # the guard's own checks refuse bad levels up front
-        for name, level in config.levels_du.items():
-            dry_run.set_level(name, level, 0.0)
+        check_levels(self.limits, config.levels_du)  # bad levels are refused up front
         self.guard = Guard(self.limits)
         self.source = ProgramSource(
             config.program, profile.limits.sample_period_s, profile.limits.samples_per_frame

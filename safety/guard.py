@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NoReturn
@@ -182,6 +182,14 @@ def require_vetted(frame: object) -> VettedFrame:
             "reach a device"
         )
     return frame
+
+
+def check_levels(limits: SessionLimits, levels_du: Mapping[str, int]) -> None:
+    """Refuse (``LimitError``) levels a session with these limits would refuse, before it
+    starts: the guard's own rules, on a guard that never makes a frame."""
+    dry_run = Guard(limits)
+    for name, level in levels_du.items():
+        dry_run.set_level(name, level, 0.0)
 
 
 class Phase(Enum):

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from waveforms.errors import ProgramError
 from waveforms.program import (
     Channel,
+    ChannelDemand,
     Continuous,
     DenseDisperse,
     Intermittent,
@@ -66,6 +67,28 @@ class Rendered:
     @property
     def tick_us(self) -> int:
         return round(self.tick_s * US_PER_S)
+
+    def n_frames(self, samples_per_frame: int) -> int:
+        """How many device frames of ``samples_per_frame`` ticks the render fills (the last
+        one may be part silence)."""
+        return -(-self.n_ticks // samples_per_frame)
+
+    def frame(self, index: int, samples_per_frame: int) -> tuple[ChannelDemand, ...]:
+        """Device frame ``index``: ``samples_per_frame`` ticks per channel. Ticks past the end
+        of the render are silence, written as the render writes it (all 0.0)."""
+        start = index * samples_per_frame
+        stop = start + samples_per_frame
+        short = max(0, stop - max(start, self.n_ticks))
+        pad = [0.0] * short
+        return tuple(
+            ChannelDemand(
+                name,
+                tuple(self.frequency_hz[k, start:stop].tolist() + pad),
+                tuple(self.pulse_width_us[k, start:stop].tolist() + pad),
+                tuple(self.intensity[k, start:stop].tolist() + pad),
+            )
+            for k, name in enumerate(self.channel_names)
+        )
 
     def row(self, channel_name: str) -> int:
         """The row index of a channel, by name."""
