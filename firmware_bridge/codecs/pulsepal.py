@@ -11,9 +11,19 @@ stimulating when the host goes silent; its profile says so.
 
 One device unit is one millivolt of phase amplitude. A frame's amplitude ``level_du x
 intensity`` becomes phase 1 = +V and phase 2 = -V (symmetric biphasic, charge-balanced), its
-pulse width both phase durations, its frequency the inter-pulse interval. Only parameters
-that changed are written, falls before rises. A zero frame aborts every train at once and
-then sets 0 V phases; the next frame with output triggers its channels again.
+pulse width both phase durations, its frequency the inter-pulse interval. A zero frame aborts
+every train at once and then sets 0 V phases; the next frame with output triggers its channels
+again.
+
+The box's own front panel can change any parameter behind the host's back, and the protocol has
+no way to read one back (the box answers only ``01`` and the handshake). So every frame writes
+again every parameter that shapes what an output delivers (``REASSERTED``: voltages, resting
+voltage, phase widths, intervals, bursts, train duration and delay, biphasic, trigger links,
+custom train), of every output, whether it changed or not, falls before rises: a panel change
+lasts until the next frame at most. Every zero frame writes 0 V phases and 0 V resting voltage
+after its abort. A frame goes out in one write and its acknowledgements come back together,
+so a frame costs one round trip whatever its size (the USB CDC link is flow-controlled and keeps
+the order), and an emergency stop waits for at most that one round trip.
 
 This module never decides a level: it encodes what the guard vetted. The pure functions at
 module level never touch a transport; only ``Driver`` does.
@@ -120,6 +130,11 @@ HANDSHAKE_TIMEOUT_S = 1.0
 ACK_TIMEOUT_S = 0.2
 #: close(): each step (zero, disconnect, closing the port) gets at most this long.
 CLOSE_STEP_TIMEOUT_S = 1.0
+#: [ours] Aborts at the head of a zero frame written after a failure. A message of ours cut
+#: short takes the next bytes as its rest: at most 5 (op 74 cut after its code: channel and a
+#: 4-byte value), 7 if a box read even the code's place as data (no message of ours is longer
+#: than 8 bytes). Either way one of five aborts in a row is left whole and read.
+RESYNC_ABORTS = 5
 
 ReplyKind = Literal["none", "ack", "handshake"]
 
@@ -372,6 +387,38 @@ def channel_parameters(channel: VettedChannel) -> dict[int, int]:
     )
 
 
+#: The set-up that connect gives every output besides the per-frame parameters: one-cycle
+#: interphase gap, biphasic, 0 V between pulses, no bursts, no delay, the longest train (the
+#: continuous loop restarts it), no trigger links, and no custom train (one left selected would
+#: play its own stored voltages instead of ours). It never changes during a session, and every
+#: frame writes it again in this order: what can put the most charge on a patient first.
+SETUP_PARAMETERS: dict[int, int] = {
+    RESTING_VOLTAGE: ZERO_V_BITS,
+    CUSTOM_TRAIN_ID: 0,
+    IS_BIPHASIC: 1,
+    INTER_PHASE_INTERVAL: 1,
+    BURST_DURATION: 0,
+    PULSE_TRAIN_DURATION: TRAIN_DURATION_CYCLES,
+    PULSE_TRAIN_DELAY: 0,
+    LINK_TRIGGER_1: 0,
+    LINK_TRIGGER_2: 0,
+}
+#: The parameters a frame sets: amplitude, phase widths and rate.
+FRAME_CODES = (
+    PHASE1_VOLTAGE,
+    PHASE2_VOLTAGE,
+    PHASE1_DURATION,
+    PHASE2_DURATION,
+    INTER_PULSE_INTERVAL,
+)
+#: Every parameter that shapes what an output delivers: each frame writes all of them, for
+#: every output. (Left out: interBurstInterval and customTrainTarget/Loop, which do nothing
+#: with no bursts and no custom train; the trigger modes, which do nothing with no links.)
+REASSERTED = frozenset(SETUP_PARAMETERS) | frozenset(FRAME_CODES)
+#: What a zero frame writes after its abort, for every output: what an idle output holds.
+ZERO_CODES = (RESTING_VOLTAGE, PHASE1_VOLTAGE, PHASE2_VOLTAGE)
+
+
 def _is_fall(code: int, old: int | None, new: int) -> bool:
     """Does this change lower the output (or is the old value unknown)? Falls go first."""
     if old is None:
@@ -387,18 +434,20 @@ class PulsePalCodec:
     """Sans-IO state of the protocol: the parameters the box holds, and which trains run.
 
     Every method returns the messages to write, in order, and updates the image as if they
-    had all been acknowledged; a driver whose write fails calls ``invalidate``.
+    had all been acknowledged; a driver whose write fails calls ``invalidate``. The image
+    says what the host last wrote, not what the box holds now (its front panel may have
+    changed anything since): it only orders a frame's messages, never leaves one out.
     """
 
     def __init__(self, firmware_version: int = KNOWN_FIRMWARE[-1]) -> None:
         self.firmware_version = firmware_version
-        #: (output 1..4, parameter code) -> the value the box holds; missing = unknown
+        #: (output 1..4, parameter code) -> the value last written; missing = unknown
         self.image: dict[tuple[int, int], int] = {}
         #: outputs whose train was triggered and not aborted since
         self.running: set[int] = set()
 
     def invalidate(self) -> None:
-        """Forget what the box holds: the next frame writes everything again."""
+        """Forget what the box holds: the next frame treats every parameter as unknown."""
         self.image.clear()
         self.running.clear()
 
@@ -412,26 +461,25 @@ class PulsePalCodec:
         messages = [Message(client_name(), "none", f"client name (D5 59 {CLIENT_NAME})"), ABORT]
         self.invalidate()
         first = train_parameters(0, frequency_hz, pulse_width_us)
+        s = SETUP_PARAMETERS
         for out in OUTPUTS.values():
-            # biphasic, a one-cycle interphase gap, no bursts, no delay, 0 V between pulses,
-            # no trigger links, and no custom train (one left selected on an output would
-            # play its own stored voltages instead of ours, and ignore our 0 V)
             setup = {
-                IS_BIPHASIC: 1,
+                IS_BIPHASIC: s[IS_BIPHASIC],
                 PHASE1_VOLTAGE: first[PHASE1_VOLTAGE],
                 PHASE2_VOLTAGE: first[PHASE2_VOLTAGE],
-                RESTING_VOLTAGE: ZERO_V_BITS,
+                RESTING_VOLTAGE: s[RESTING_VOLTAGE],
                 PHASE1_DURATION: first[PHASE1_DURATION],
-                INTER_PHASE_INTERVAL: 1,
+                INTER_PHASE_INTERVAL: s[INTER_PHASE_INTERVAL],
                 PHASE2_DURATION: first[PHASE2_DURATION],
                 INTER_PULSE_INTERVAL: first[INTER_PULSE_INTERVAL],
-                BURST_DURATION: 0,
-                PULSE_TRAIN_DURATION: TRAIN_DURATION_CYCLES,
-                PULSE_TRAIN_DELAY: 0,
-                LINK_TRIGGER_1: 0,
-                LINK_TRIGGER_2: 0,
-                CUSTOM_TRAIN_ID: 0,
+                BURST_DURATION: s[BURST_DURATION],
+                PULSE_TRAIN_DURATION: s[PULSE_TRAIN_DURATION],
+                PULSE_TRAIN_DELAY: s[PULSE_TRAIN_DELAY],
+                LINK_TRIGGER_1: s[LINK_TRIGGER_1],
+                LINK_TRIGGER_2: s[LINK_TRIGGER_2],
+                CUSTOM_TRAIN_ID: s[CUSTOM_TRAIN_ID],
             }
+            assert setup.keys() == REASSERTED
             for code, value in setup.items():
                 messages.append(param_message(code, out, value))
                 self.image[(out, code)] = value
@@ -451,41 +499,47 @@ class PulsePalCodec:
 
     def zero_messages(self) -> list[Message]:
         """Abort every train at once (always: the box's own menu can start trains too), then
-        0 V phases wherever the box may hold anything else."""
+        0 V resting voltage and 0 V phases on every output (always: its panel can change
+        them), so that an idle output holds nothing and a trigger from the box delivers
+        nothing."""
         messages = [ABORT]
-        for out in OUTPUTS.values():
-            for code in (PHASE1_VOLTAGE, PHASE2_VOLTAGE):
-                if self.image.get((out, code)) != ZERO_V_BITS:
-                    messages.append(param_message(code, out, ZERO_V_BITS))
-                    self.image[(out, code)] = ZERO_V_BITS
+        for code in ZERO_CODES:
+            for out in OUTPUTS.values():
+                messages.append(param_message(code, out, ZERO_V_BITS))
+                self.image[(out, code)] = ZERO_V_BITS
         self.running.clear()
         return messages
 
     def encode(self, frame: VettedFrame) -> list[Message]:
-        """The messages that bring the box from its image to ``frame``.
+        """The messages that make the box deliver ``frame``, whatever its panel did.
 
-        Only changed parameters are written: voltage falls, then timing changes that lower
-        the output, then timing rises, then voltage rises, so no moment between two messages
-        delivers more than either frame. Outputs whose amplitude is above zero and whose
-        train is not running (after a zero) are triggered last.
+        Every parameter in ``REASSERTED`` of every output of the frame is written, changed
+        or not. First what brings the box back to (or below) the last frame: voltage falls
+        and the voltages that did not change, the fixed set-up, timing falls and the timings
+        that did not change; then timing rises, then voltage rises, so no moment between two
+        messages delivers more than either frame. Outputs whose amplitude is above zero and
+        whose train is not running (after a zero) are triggered last.
         """
         frame = require_vetted(frame)
         if frame.zero:
             return self.zero_messages()
         volt_falls: list[Message] = []
+        setup: list[Message] = []
         time_falls: list[Message] = []
         time_rises: list[Message] = []
         volt_rises: list[Message] = []
         start = 0
         for ch in frame.channels:
             out = output_number(ch.name)
+            for code, value in SETUP_PARAMETERS.items():
+                setup.append(param_message(code, out, value))
+                self.image[(out, code)] = value
             wanted = channel_parameters(ch)
             for code, value in wanted.items():
                 old = self.image.get((out, code))
-                if old == value:
-                    continue
                 is_volt = code in (PHASE1_VOLTAGE, PHASE2_VOLTAGE)
-                fall = _is_fall(code, old, value)
+                # a value that did not change corrects whatever the panel did: early
+                fall = old == value or _is_fall(code, old, value)
                 bucket = (
                     (volt_falls if fall else volt_rises)
                     if is_volt
@@ -496,19 +550,42 @@ class PulsePalCodec:
             if wanted[PHASE1_VOLTAGE] != ZERO_V_BITS and out not in self.running:
                 start |= 1 << (out - 1)
                 self.running.add(out)
-        messages = volt_falls + time_falls + time_rises + volt_rises
+        messages = volt_falls + setup + time_falls + time_rises + volt_rises
         if start:
             messages.append(trigger_message(start))
         return messages
 
 
+def frame_bytes(messages: Iterable[Message]) -> bytes:
+    """The messages of one frame as the single write that carries them."""
+    return b"".join(m.data for m in messages)
+
+
 # --- the driver ---------------------------------------------------------------------------------
+@dataclass
+class _Exchange:
+    """Messages written together and the replies they get back, in order."""
+
+    future: asyncio.Future[list[Reply]]
+    awaited: list[Message]  # the messages that get a reply, in the order written
+    replies: list[Reply]
+
+    @property
+    def next_message(self) -> Message:
+        return self.awaited[len(self.replies)]
+
+
 class Driver(DeviceDriver):
     """Pulse Pal v2 over any byte-stream transport (serial port, pty, in-process link).
 
-    One message at a time: each acknowledged message is answered before the next is
-    written. A zero frame that is waiting for the write lock cuts a frame in progress short
-    after its current message, so an emergency stop waits for at most one acknowledgement.
+    Connect writes one message at a time, each answered before the next. A frame goes out in
+    one write, and the driver waits for all its acknowledgements together (the box reads its
+    USB CDC stream in order, and the link's flow control keeps it from overrunning): a frame
+    costs one round trip however many parameters it writes again. A zero frame that comes
+    while a frame is written waits for at most that round trip; one that is waiting when a
+    frame gets the write lock cancels that frame. After any failed exchange the driver is out
+    of step with the box until it connects again: output is refused, and a zero frame is
+    written but raises, since no acknowledgement could confirm it.
     """
 
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
@@ -516,8 +593,13 @@ class Driver(DeviceDriver):
         self.codec = PulsePalCodec()
         self.parser = ReplyParser()
         self.firmware_version: int | None = None
-        self._waiter: tuple[asyncio.Future[Reply], Message] | None = None
+        self._exchange: _Exchange | None = None
         self._zeros_waiting = 0
+        #: every reply so far came back to the exchange that asked for it. After a failed
+        #: exchange (timeout, bad reply, lost link, cancelled) the box may be inside a message
+        #: cut short, and a late or stale ``01`` would count for the next message: no
+        #: acknowledgement can be trusted until a handshake (connect) brings the two in step.
+        self._in_step = False
 
     # --- incoming bytes -----------------------------------------------------------------------
     def _received(self, endpoint: str, data: bytes) -> None:
@@ -529,63 +611,90 @@ class Driver(DeviceDriver):
                 continue
             if reply is None:
                 continue
-            waiter = self._waiter
-            if waiter is None or waiter[0].done():
+            exchange = self._exchange
+            if exchange is None or exchange.future.done():
                 self.protocol_errors += 1  # e.g. an acknowledgement that came after its timeout
                 continue
-            waiter[0].set_result(reply)
+            message = exchange.next_message
+            wanted = HandshakeReply if message.reply == "handshake" else Ack
+            if not isinstance(reply, wanted):
+                got = "an acknowledgement 01" if isinstance(reply, Ack) else "a handshake reply 4B"
+                exchange.future.set_exception(
+                    ProtocolError(
+                        f"pulsepal: {message.what} got {got}; expected "
+                        f"{'4B + a firmware version' if wanted is HandshakeReply else '01'}"
+                    )
+                )
+                continue
+            exchange.replies.append(reply)
+            if len(exchange.replies) == len(exchange.awaited):
+                exchange.future.set_result(exchange.replies)
 
     def _fail_waiter(self, exc: ProtocolError) -> None:
-        waiter = self._waiter
-        if waiter is None or waiter[0].done():
+        exchange = self._exchange
+        if exchange is None or exchange.future.done():
             self.protocol_errors += 1  # garbage while nothing was asked: counted, not fatal
             return
-        future, message = waiter
-        future.set_exception(ProtocolError(f"{exc} (waiting for the reply to {message.what})"))
+        exchange.future.set_exception(
+            ProtocolError(f"{exc} (waiting for the reply to {exchange.next_message.what})")
+        )
 
     def _link_lost(self, reason: str) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter[0].done():
-            waiter[0].set_exception(TransportClosed(f"pulsepal: link lost ({reason})"))
+        exchange = self._exchange
+        if exchange is not None and not exchange.future.done():
+            exchange.future.set_exception(TransportClosed(f"pulsepal: link lost ({reason})"))
         super()._link_lost(reason)
 
     # --- outgoing messages --------------------------------------------------------------------
+    async def _put_together(
+        self, messages: Sequence[Message], timeout_s: float = ACK_TIMEOUT_S
+    ) -> list[Reply]:
+        """Write ``messages`` in one write and wait for all their replies, in order, for at
+        most ``timeout_s`` from the write (the write lock is held). Any failure puts the
+        driver out of step with the box (see ``_in_step``)."""
+        data = frame_bytes(messages)
+        awaited = [m for m in messages if m.reply != "none"]
+        try:
+            if not awaited:
+                await self.transport.write(data)
+                return []
+            future: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+            exchange = _Exchange(future, awaited, [])
+            self._exchange = exchange
+            try:
+                await self.transport.write(data)
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        return await future
+                except TimeoutError:
+                    raise DeviceTimeout(
+                        f"pulsepal: no reply within {timeout_s * 1000:.0f} ms to "
+                        f"{exchange.next_message.what}; the box stopped answering"
+                    ) from None
+            finally:
+                self._exchange = None
+        except BaseException:
+            self._in_step = False
+            raise
+
     async def _put(self, message: Message, timeout_s: float = ACK_TIMEOUT_S) -> Reply | None:
         """Write one message and, if it gets a reply, wait for it (the write lock is held)."""
-        if message.reply == "none":
-            await self.transport.write(message.data)
-            return None
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._waiter = (future, message)
-        try:
-            await self.transport.write(message.data)
-            try:
-                async with asyncio.timeout(timeout_s):
-                    reply = await future
-            except TimeoutError:
-                raise DeviceTimeout(
-                    f"pulsepal: no reply within {timeout_s * 1000:.0f} ms to {message.what}; "
-                    "the box stopped answering"
-                ) from None
-        finally:
-            self._waiter = None
-        wanted = HandshakeReply if message.reply == "handshake" else Ack
-        if not isinstance(reply, wanted):
-            got = "an acknowledgement 01" if isinstance(reply, Ack) else "a handshake reply 4B"
-            raise ProtocolError(
-                f"pulsepal: {message.what} got {got}; expected "
-                f"{'4B + a firmware version' if wanted is HandshakeReply else '01'}"
-            )
-        return reply
+        replies = await self._put_together([message], timeout_s)
+        return replies[0] if replies else None
 
-    async def _put_all(self, messages: Iterable[Message], *, yield_to_zero: bool) -> None:
+    async def _put_each(self, messages: Iterable[Message]) -> None:
+        """One message at a time, each answered before the next (connect)."""
         try:
             for message in messages:
-                if yield_to_zero and self._zeros_waiting:
-                    # a zero frame is waiting: it writes 0 V wherever the image is unsure
-                    self.codec.invalidate()
-                    return
                 await self._put(message)
+        except BaseException:
+            self.codec.invalidate()
+            raise
+
+    async def _put_frame(self, messages: Sequence[Message]) -> None:
+        """A frame's messages in one write; on any failure the image is no longer trusted."""
+        try:
+            await self._put_together(messages)
         except BaseException:
             self.codec.invalidate()
             raise
@@ -607,6 +716,7 @@ class Driver(DeviceDriver):
                     "not held by another program?"
                 ) from None
             assert isinstance(reply, HandshakeReply)  # _put checked the kind
+            self._in_step = True  # a handshake reply cannot be stale: replies are in step
             version = reply.firmware_version
             if version < MIN_FIRMWARE:
                 raise UnknownDeviceError(
@@ -632,10 +742,10 @@ class Driver(DeviceDriver):
                 frequency_hz=device.frequency_range_hz[0],
                 pulse_width_us=device.pulse_width_range_us[0],
             )
-            await self._put_all(messages, yield_to_zero=False)
+            await self._put_each(messages)
 
     async def send(self, frame: VettedFrame) -> None:
-        """Write one vetted frame; a zero frame also cuts short a frame being written."""
+        """Write one vetted frame; a zero frame also cancels a frame not yet written."""
         frame = require_vetted(frame)
         if not frame.zero:
             await super().send(frame)
@@ -648,10 +758,34 @@ class Driver(DeviceDriver):
 
     async def _write_frame(self, frame: VettedFrame) -> None:
         frame = require_vetted(frame)
-        if frame.zero:
-            await self._put_all(self.codec.zero_messages(), yield_to_zero=False)
+        if not self._in_step:
+            await self._write_out_of_step(frame)
+        elif frame.zero:
+            await self._put_frame(self.codec.zero_messages())
+        elif self._zeros_waiting:
+            # a zero frame waits for the lock: leave this frame out, so the zero goes now
+            self.codec.invalidate()
         else:
-            await self._put_all(self.codec.encode(frame), yield_to_zero=True)
+            await self._put_frame(self.codec.encode(frame))
+
+    async def _write_out_of_step(self, frame: VettedFrame) -> None:
+        """After a failed exchange: a zero frame is written as best it can be, and never
+        confirmed; output is refused. Either way this raises."""
+        self.codec.invalidate()
+        if not frame.zero:
+            raise ProtocolError(
+                "pulsepal: output refused: the box's replies are out of step since an earlier "
+                "failure, so no write could be confirmed (reconnect first)"
+            )
+        # The box may be inside a message cut short, which would take the first bytes of this
+        # write as its own: see RESYNC_ABORTS. The 0 V writes that follow undo whatever value
+        # the cut message took from the aborts.
+        messages = [ABORT] * (RESYNC_ABORTS - 1) + self.codec.zero_messages()
+        await self.transport.write(frame_bytes(messages))
+        raise ProtocolError(
+            "pulsepal: zero output was written but cannot be confirmed: the box's replies are "
+            "out of step since an earlier failure"
+        )
 
     async def close(self, zero: VettedFrame | None = None) -> None:
         """Write ``zero``, then disconnect (op 81), then close the port; each step bounded,

@@ -314,23 +314,25 @@ class Frames:
     def at(
         self, levels: dict[str, int], shapes: dict[str, tuple[float, float, float]]
     ) -> VettedFrame:
-        """``shapes``: channel -> (frequency_hz, pulse_width_us, intensity)."""
+        """``shapes``: channel -> (frequency_hz, pulse_width_us, intensity). The guard's soft
+        start ramps the delivered output (level x intensity): frames are vetted until it has
+        reached what was asked, and the last one is returned."""
         for name, level in levels.items():
             self.guard.set_level(name, level, self.t)
-        while any(self.guard.level_du(n) != v for n, v in levels.items()):
+        demands = [
+            demand(n, frequency_hz=f, pulse_width_us=w, intensity=i, n=1)
+            for n, (f, w, i) in shapes.items()
+        ]
+        wanted = {n: levels.get(n, self.guard.level_du(n)) * i for n, (_f, _w, i) in shapes.items()}
+        for _ in range(1000):
             self.t += 0.25
-            self.guard.vet([], self.t)
-        self.t += 0.1
-        frame = self.guard.vet(
-            [
-                demand(n, frequency_hz=f, pulse_width_us=w, intensity=i, n=1)
-                for n, (f, w, i) in shapes.items()
-            ],
-            self.t,
-        )
-        for name, level in levels.items():
-            assert frame.channel(name).level_du == level
-        return frame
+            frame = self.guard.vet(demands, self.t)
+            if all(frame.channel(n).level_du == v for n, v in levels.items()) and all(
+                abs(frame.channel(n).level_du * frame.channel(n).intensity[0] - w) < 1e-6
+                for n, w in wanted.items()
+            ):
+                return frame
+        raise AssertionError(f"the guard never reached {levels} x {shapes}")
 
 
 def connected_codec(firmware: int = 22, used: tuple[str, ...] = ("A", "B")) -> P.PulsePalCodec:
@@ -380,26 +382,77 @@ def test_connect_sets_every_output_to_zero_then_starts_the_used_ones(firmware: i
     assert set(replies[2:-1]) == {"ack"}
 
 
-def test_a_frame_writes_its_amplitude_widths_and_interval() -> None:
+def setup_lines(ch: str) -> list[str]:
+    """The set-up every frame writes again to one output, in its order, worked out by hand."""
+    return [
+        f"D5 4A 11 {ch} 00 80",  # resting: 0 V
+        f"D5 4A 0E {ch} 00",  # no custom train
+        f"D5 4A 01 {ch} 01",  # biphasic
+        f"D5 4A 05 {ch} 01 00 00 00",  # interphase: 1 cycle
+        f"D5 4A 08 {ch} 00 00 00 00",  # no bursts
+        f"D5 4A 0A {ch} 00 A2 4A 04",  # 72,000,000 cycles = 3600 s
+        f"D5 4A 0B {ch} 00 00 00 00",  # no delay
+        f"D5 4A 0C {ch} 00",  # not linked to trigger 1
+        f"D5 4A 0D {ch} 00",  # nor trigger 2
+    ]
+
+
+def of_output(messages: Sequence[P.Message], out: int) -> list[str]:
+    """The per-frame parameters (``FRAME_CODES``) written to output ``out``, in order."""
+    return hexes(
+        [m for m in messages if m.data[1] == 74 and m.data[3] == out and m.data[2] in P.FRAME_CODES]
+    )
+
+
+def test_every_frame_reasserts_everything_connect_writes_to_an_output() -> None:
+    assert {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 17} == P.REASSERTED
+    assert set(P.SETUP_PARAMETERS) | set(P.FRAME_CODES) == P.REASSERTED
+    codec = connected_codec()
+    assert {code for (out, code) in codec.image if out == 1} == P.REASSERTED
+
+
+def test_a_frame_writes_every_parameter_of_every_output() -> None:
     codec = connected_codec()
     frames = Frames()
     frame = frames.at({"A": 2000}, {"A": (50.0, 200.0, 0.5), "B": (50.0, 200.0, 0.0)})
     assert P.amplitude_mv(frame.channel("A")) == 1000
     messages = codec.encode(frame)
     assert hexes(messages) == [
-        # timing first (B's too, at 0 V), 50 Hz at 200 us: d = 4, 400 - 8 - 1 = 391
+        # voltages that fall or stay as they were: B, C and D at 0 V
+        *(f"D5 4A 0{c} 0{o} 00 80" for o in (2, 3, 4) for c in (2, 3)),
+        # the set-up of every output
+        *(line for o in ("01", "02", "03", "04") for line in setup_lines(o)),
+        # timing that stays: C and D at connect's 50 us and 1 Hz (20000 - 2 - 1 = 19997)
+        "D5 4A 04 03 01 00 00 00",
+        "D5 4A 06 03 01 00 00 00",
+        "D5 4A 07 03 1D 4E 00 00",
+        "D5 4A 04 04 01 00 00 00",
+        "D5 4A 06 04 01 00 00 00",
+        "D5 4A 07 04 1D 4E 00 00",
+        # timing rises (B's too, at 0 V), 50 Hz at 200 us: d = 4, 400 - 8 - 1 = 391
         "D5 4A 04 01 04 00 00 00",
         "D5 4A 06 01 04 00 00 00",
         "D5 4A 07 01 87 01 00 00",
         "D5 4A 04 02 04 00 00 00",
         "D5 4A 06 02 04 00 00 00",
         "D5 4A 07 02 87 01 00 00",
-        # then the voltage: +1 V = 36045, -1 V = 29491
+        # then the voltage rise: +1 V = 36045, -1 V = 29491
         "D5 4A 02 01 CD 8C",
         "D5 4A 03 01 33 73",
     ]
     assert all(m.reply == "ack" for m in messages)
-    assert codec.encode(frame) == []  # nothing changed: nothing written
+    # 4 outputs x (3 voltages x 6 + 7 times x 8 + 4 one-byte values x 5 bytes), in one write
+    assert len(messages) == 4 * 14
+    assert len(P.frame_bytes(messages)) == 4 * 94 == 376
+    # nothing changed: everything is written all the same, now every voltage first
+    again = codec.encode(frame)
+    assert sorted(hexes(again)) == sorted(hexes(messages))
+    assert hexes(again)[:2] == ["D5 4A 02 01 CD 8C", "D5 4A 03 01 33 73"]
+    assert of_output(again, 1)[2:] == [
+        "D5 4A 04 01 04 00 00 00",
+        "D5 4A 06 01 04 00 00 00",
+        "D5 4A 07 01 87 01 00 00",
+    ]
 
 
 def test_falls_go_before_rises() -> None:
@@ -408,22 +461,29 @@ def test_falls_go_before_rises() -> None:
     codec.encode(frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)}))
     # lower level, shorter pulses, lower rate: all falls, voltage first
     fall = codec.encode(frames.at({"A": 500}, {"A": (25.0, 100.0, 1.0)}))
-    assert hexes(fall) == [
+    assert of_output(fall, 1) == [
         "D5 4A 02 01 66 86",  # +0.5 V = 34406
         "D5 4A 03 01 9A 79",  # -0.5 V = 31130
         "D5 4A 04 01 02 00 00 00",
         "D5 4A 06 01 02 00 00 00",
         "D5 4A 07 01 1B 03 00 00",  # 800 - 4 - 1 = 795
     ]
+    assert hexes(fall)[0] == "D5 4A 02 01 66 86"  # before anything else
     # higher level, shorter pulses, higher rate: width falls, then rate, then voltage
     mixed = codec.encode(frames.at({"A": 1500}, {"A": (100.0, 50.0, 1.0)}))
-    assert hexes(mixed) == [
+    assert of_output(mixed, 1) == [
         "D5 4A 04 01 01 00 00 00",
         "D5 4A 06 01 01 00 00 00",
         "D5 4A 07 01 C5 00 00 00",  # 200 - 2 - 1 = 197
         "D5 4A 02 01 33 93",  # +1.5 V = 37683
         "D5 4A 03 01 CD 6C",  # -1.5 V = 27853
     ]
+    assert hexes(mixed)[-2:] == ["D5 4A 02 01 33 93", "D5 4A 03 01 CD 6C"]  # after everything
+
+
+def expected_zero() -> list[str]:
+    """Abort, then 0 V resting and 0 V phases on every output, by hand."""
+    return ["D5 50"] + [f"D5 4A {c} 0{o} 00 80" for c in ("11", "02", "03") for o in range(1, 5)]
 
 
 def test_zero_aborts_first_and_the_next_output_triggers_again() -> None:
@@ -432,14 +492,16 @@ def test_zero_aborts_first_and_the_next_output_triggers_again() -> None:
     on = frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})
     codec.encode(on)
     zero = codec.zero_messages()
-    assert hexes(zero) == ["D5 50", "D5 4A 02 01 00 80", "D5 4A 03 01 00 80"]
-    assert zero[0].reply == "none"
+    assert hexes(zero) == expected_zero()
+    assert zero[0].reply == "none" and all(m.reply == "ack" for m in zero[1:])
+    assert len(P.frame_bytes(zero)) == 2 + 12 * 6 == 74
     assert codec.running == set()
-    assert hexes(codec.zero_messages()) == ["D5 50"]  # 0 V already: abort only
+    assert hexes(codec.zero_messages()) == expected_zero()  # 0 V already: written all the same
     again = codec.encode(on)
-    assert hexes(again) == ["D5 4A 02 01 CD 8C", "D5 4A 03 01 33 73", "D5 4D 01"]
+    assert len(again) == 4 * 14 + 1
+    assert hexes(again)[-3:] == ["D5 4A 02 01 CD 8C", "D5 4A 03 01 33 73", "D5 4D 01"]
     assert codec.running == {1}
-    assert codec.encode(on) == []  # running: no second trigger
+    assert P.OP_SOFT_TRIGGER not in {m.data[1] for m in codec.encode(on)}  # running: no trigger
 
 
 def test_a_silent_channel_is_not_triggered_until_it_has_output() -> None:
@@ -459,20 +521,23 @@ def test_the_guards_zero_frame_is_encoded_as_zero() -> None:
     codec.encode(frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)}))
     stop = frames.guard.stop(frames.t)
     assert stop.zero
-    assert hexes(codec.encode(stop)) == ["D5 50", "D5 4A 02 01 00 80", "D5 4A 03 01 00 80"]
+    assert hexes(codec.encode(stop)) == expected_zero()
 
 
-def test_invalidate_makes_the_next_frame_write_everything() -> None:
+def test_invalidate_makes_the_next_frame_write_everything_as_a_fall() -> None:
     codec = connected_codec()
     frames = Frames()
     frame = frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})
     codec.encode(frame)
     codec.invalidate()
-    assert len(codec.zero_messages()) == 1 + 8  # abort, then 0 V on both phases of 4 outputs
+    assert hexes(codec.zero_messages()) == expected_zero()
     codec.invalidate()
     messages = codec.encode(frame)
-    assert len(messages) == 4 * 5 + 1  # every frame parameter of every output, and a trigger
+    assert len(messages) == 4 * 14 + 1  # every parameter of every output, and a trigger
     assert messages[-1].data == h("D54D01")
+    # unknown old values: every voltage goes first, A's at 1 V among them
+    assert hexes(messages)[:2] == ["D5 4A 02 01 CD 8C", "D5 4A 03 01 33 73"]
+    assert all(m.data[2] in (2, 3) for m in messages[:8])
 
 
 def test_codec_refuses_frames_not_made_by_the_guard() -> None:
@@ -499,16 +564,32 @@ def test_frames_with_more_than_one_sample_are_refused() -> None:
         connected_codec().encode(frame)
 
 
-def decode_into(
-    image: dict[tuple[int, int], int], running: set[int], messages: list[P.Message]
-) -> None:
-    """Apply messages as the reference describes them (op 74 / 77 / 80), by hand."""
-    for m in messages:
-        d = m.data
-        assert d[0] == 0xD5
+def split(data: bytes) -> list[bytes]:
+    """One write into its host messages, by the reference's op table (texts: printable run)."""
+    out: list[bytes] = []
+    i = 0
+    while i < len(data):
+        assert data[i] == 0xD5, data[i:].hex(" ")
+        op = data[i + 1]
+        if op == 74:
+            size = 1 if data[i + 2] in (1, 12, 13, 14, 15, 16, 128) else 2
+            size = 4 if 4 <= data[i + 2] <= 11 else size
+            n = 4 + size
+        elif op == 89:
+            n = 2
+            while i + n < len(data) and 0x20 <= data[i + n] <= 0x7E:
+                n += 1
+        else:
+            n = {72: 2, 77: 3, 79: 5, 80: 2, 81: 2, 82: 4}[op]
+        out.append(data[i : i + n])
+        i += n
+    return out
+
+
+def decode_into(image: dict[tuple[int, int], int], running: set[int], data: bytes) -> None:
+    """Apply one write as the reference describes its messages (op 74 / 77 / 80), by hand."""
+    for d in split(data):
         if d[1] == 74:
-            size = 1 if d[2] in (1, 12, 13, 14, 15, 16, 128) else 2 if d[2] in (2, 3, 17) else 4
-            assert len(d) == 4 + size
             image[(d[3], d[2])] = int.from_bytes(d[4:], "little")
         elif d[1] == 77:
             running |= {out for out in range(1, 5) if d[2] & (1 << (out - 1))}
@@ -520,44 +601,57 @@ def decode_into(
 
 Shape = tuple[float, float, float]
 Step = tuple[int, Shape, int, Shape]
+#: what the front panel did before a step: (output, code, value) for any parameter the host sets
+Panel = list[tuple[int, int, int]]
 
 shape = st.tuples(
     st.sampled_from([1.0, 2.0, 3.0, 10.0, 50.0, 100.0]),
     st.sampled_from([50.0, 100.0, 200.0, 333.0, 1000.0]),
     st.sampled_from([0.0, 0.25, 0.5, 1.0]),
 )
+panel = st.lists(
+    st.tuples(st.integers(1, 4), st.sampled_from(sorted(P.REASSERTED)), st.integers(0, 65_535)),
+    max_size=4,
+)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.lists(
-        st.one_of(
-            st.none(),  # a zero frame
-            st.tuples(st.integers(0, 3000), shape, st.integers(0, 3000), shape),
+        st.tuples(
+            panel,
+            st.one_of(
+                st.none(),  # a zero frame
+                st.tuples(st.integers(0, 3000), shape, st.integers(0, 3000), shape),
+            ),
         ),
         min_size=1,
         max_size=8,
     )
 )
-def test_the_box_ends_up_holding_every_frame(steps: list[Step | None]) -> None:
+def test_whatever_the_panel_did_the_box_holds_every_frame(
+    steps: list[tuple[Panel, Step | None]],
+) -> None:
     codec = P.PulsePalCodec(22)
     image: dict[tuple[int, int], int] = {}
     running: set[int] = set()
     connect = codec.connect_messages(("A", "B"), frequency_hz=1.0, pulse_width_us=50.0)
     for m in connect:
         if m.data[1] in (74, 77, 80):
-            decode_into(image, running, [m])
+            decode_into(image, running, m.data)
     frames = Frames()
-    for step in steps:
+    for changes, step in steps:
+        for out, code, value in changes:  # the box's own menu, behind the host's back
+            image[(out, code)] = value
         if step is None:
-            decode_into(image, running, codec.zero_messages())
+            decode_into(image, running, P.frame_bytes(codec.zero_messages()))
             assert running == set()
             for out in range(1, 5):
-                assert image[(out, 2)] == image[(out, 3)] == 32768
+                assert image[(out, 2)] == image[(out, 3)] == image[(out, 17)] == 32768
             continue
         level_a, shape_a, level_b, shape_b = step
         frame = frames.at({"A": level_a, "B": level_b}, {"A": shape_a, "B": shape_b})
-        decode_into(image, running, codec.encode(frame))
+        decode_into(image, running, P.frame_bytes(codec.encode(frame)))
         if frame.zero:
             assert running == set()
             continue
@@ -571,15 +665,17 @@ def test_the_box_ends_up_holding_every_frame(steps: list[Step | None]) -> None:
             assert image[(out, 7)] == max(1, round(20000 / f) - 2 * d - 1)
             if mv > 0:
                 assert out in running
-        assert codec.encode(frame) == []
+        for out in range(1, 5):
+            for code, value in P.SETUP_PARAMETERS.items():
+                assert image[(out, code)] == value  # the panel's changes are gone
         assert image == codec.image
 
 
 # --- the driver over a hand-made port -----------------------------------------------------------
 class Port(Transport):
-    """Records every write and answers as the reference's reply table says: 72 -> 4B +
-    uint32 version; 74, 79, 82 -> 01; the others nothing. Replies come back one byte per
-    loop callback, as a serial port may deliver them."""
+    """Records every write and answers every message in it as the reference's reply table
+    says: 72 -> 4B + uint32 version; 74, 79, 82 -> 01; the others nothing. Replies come back
+    one byte per loop callback, in order, as a serial port may deliver them."""
 
     def __init__(self, version: int = 22) -> None:
         super().__init__()
@@ -590,6 +686,11 @@ class Port(Transport):
         self.reply_delay_s = 0.0
         self.opened = 0
         self._open = False
+
+    @property
+    def messages(self) -> list[bytes]:
+        """Every message written so far, in order, whatever writes carried them."""
+        return [m for w in self.writes for m in split(w)]
 
     @property
     def is_open(self) -> bool:
@@ -610,7 +711,7 @@ class Port(Transport):
         if not self._open:
             raise TransportClosed("port is closed")
         self.writes.append(bytes(data))
-        reply = self._reply(bytes(data))
+        reply = b"".join(self._reply(m) for m in split(bytes(data)))
         if reply:
             loop = asyncio.get_running_loop()
             loop.call_later(self.reply_delay_s, self._answer, loop, reply)
@@ -620,8 +721,6 @@ class Port(Transport):
             loop.call_soon(self._deliver, "", bytes([byte]))
 
     def _reply(self, data: bytes) -> bytes:
-        if data[0] != 0xD5 or len(data) < 2:
-            return b""
         if data[1] in (72, 74, 79, 82) and self.script:
             return self.script.pop(0)
         if self.silent:
@@ -721,24 +820,22 @@ def connected(loop: VirtualTimeLoop, port: Port) -> tuple[P.Driver, Frames]:
     return driver, frames
 
 
-def test_a_frame_writes_only_changes_and_waits_for_each_ack(loop: VirtualTimeLoop) -> None:
+def test_a_frame_is_one_write_and_one_round_trip(loop: VirtualTimeLoop) -> None:
     port = Port()
     port.reply_delay_s = 0.001
     driver, frames = connected(loop, port)
     frame = frames.at({"A": 2000}, {"A": (50.0, 200.0, 0.5), "B": (1.0, 50.0, 0.0)})
     start = loop.time()
     loop.run_until_complete(driver.send(frame))
-    assert hexes(port.writes) == [
-        "D5 4A 04 01 04 00 00 00",
-        "D5 4A 06 01 04 00 00 00",
-        "D5 4A 07 01 87 01 00 00",
-        "D5 4A 02 01 CD 8C",
-        "D5 4A 03 01 33 73",
-    ]
-    assert loop.time() - start == pytest.approx(5 * 0.001)  # one reply at a time
+    assert len(port.writes) == 1
+    assert len(port.writes[0]) == 376
+    assert len(port.messages) == 4 * 14
+    assert hexes(port.messages)[-2:] == ["D5 4A 02 01 CD 8C", "D5 4A 03 01 33 73"]
+    assert loop.time() - start == pytest.approx(0.001)  # 56 acknowledgements, one round trip
     port.writes.clear()
-    loop.run_until_complete(driver.send(frame))
-    assert port.writes == []
+    loop.run_until_complete(driver.send(frame))  # nothing changed: all of it again
+    assert [len(w) for w in port.writes] == [376]
+    assert driver.protocol_errors == 0
 
 
 def test_no_ack_within_200_ms_is_a_device_timeout(loop: VirtualTimeLoop) -> None:
@@ -747,18 +844,28 @@ def test_no_ack_within_200_ms_is_a_device_timeout(loop: VirtualTimeLoop) -> None
     port.silent = True
     frame = frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})
     start = loop.time()
-    with pytest.raises(DeviceTimeout, match=r"no reply within 200 ms to phase1Duration of A"):
+    with pytest.raises(DeviceTimeout, match=r"no reply within 200 ms to phase1Voltage of B"):
         loop.run_until_complete(driver.send(frame))
     assert loop.time() - start == pytest.approx(P.ACK_TIMEOUT_S)
-    assert len(port.writes) == 1  # nothing more after the unanswered message
-    assert driver.codec.image == {}  # unsure now: the next frame writes everything
+    assert len(port.writes) == 1  # the frame's one write, nothing after it
+    assert driver.codec.image == {}  # unsure now
+
+
+def test_the_timeout_names_the_first_message_not_acknowledged(loop: VirtualTimeLoop) -> None:
+    port = Port()
+    driver, frames = connected(loop, port)
+    # 6 voltages (B, C, D), then A's set-up (9 messages): the 16th is B's resting voltage
+    port.script = [h("01")] * 15  # 15 acknowledgements, then silence
+    port.silent = True
+    with pytest.raises(DeviceTimeout, match=r"to restingVoltage of B;"):
+        loop.run_until_complete(driver.send(frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})))
 
 
 @pytest.mark.parametrize(
     ("reply", "message"),
     [
-        (h("07"), "unexpected byte 07 .*waiting for the reply to phase1Duration of A"),
-        (h("4B16000000"), "got a handshake reply 4B; expected 01"),
+        (h("07"), "unexpected byte 07 .*waiting for the reply to phase1Voltage of B"),
+        (h("4B16000000"), "phase1Voltage of B got a handshake reply 4B; expected 01"),
     ],
 )
 def test_a_wrong_reply_is_a_protocol_error(
@@ -778,6 +885,32 @@ def test_unsolicited_bytes_are_counted_not_fatal(loop: VirtualTimeLoop) -> None:
     port._deliver("", h("99"))
     assert driver.protocol_errors == 2
     loop.run_until_complete(driver.send(frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})))
+    assert driver.protocol_errors == 2
+
+
+def test_after_a_failure_output_is_refused_and_zero_is_never_confirmed(
+    loop: VirtualTimeLoop,
+) -> None:
+    port = Port()
+    driver, frames = connected(loop, port)
+    frame = frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})
+    port.script = [h("07")]
+    with pytest.raises(ProtocolError):
+        loop.run_until_complete(driver.send(frame))
+    port.writes.clear()
+    # late acknowledgements of that frame could count for the next one: nothing is trusted
+    with pytest.raises(ProtocolError, match=r"output refused: .*out of step"):
+        loop.run_until_complete(driver.send(frame))
+    assert port.writes == []
+    zero = frames.guard.stop(frames.t)
+    with pytest.raises(ProtocolError, match="zero output was written but cannot be confirmed"):
+        loop.run_until_complete(driver.send(zero))
+    # five aborts: a message cut short takes at most 7 bytes, one abort is left whole
+    assert hexes(port.messages) == ["D5 50"] * 4 + expected_zero()
+    # a handshake brings the two in step again
+    loop.run_until_complete(driver.connect(frames.guard.limits))
+    loop.run_until_complete(driver.send(frame))
+    assert driver.codec.running == {1, 2}
 
 
 def test_zero_frames_abort_first_and_output_is_triggered_again(loop: VirtualTimeLoop) -> None:
@@ -787,13 +920,15 @@ def test_zero_frames_abort_first_and_output_is_triggered_again(loop: VirtualTime
     loop.run_until_complete(driver.send(on))
     port.writes.clear()
     loop.run_until_complete(driver.send(frames.guard.stop(frames.t)))
-    assert hexes(port.writes) == ["D5 50", "D5 4A 02 01 00 80", "D5 4A 03 01 00 80"]
+    assert len(port.writes) == 1
+    assert hexes(port.messages) == expected_zero()
     port.writes.clear()
     loop.run_until_complete(driver.send(frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})))
-    assert hexes(port.writes) == ["D5 4A 02 01 CD 8C", "D5 4A 03 01 33 73", "D5 4D 01"]
+    assert len(port.writes) == 1
+    assert hexes(port.messages)[-3:] == ["D5 4A 02 01 CD 8C", "D5 4A 03 01 33 73", "D5 4D 01"]
 
 
-def test_a_waiting_zero_cuts_a_frame_short(loop: VirtualTimeLoop) -> None:
+def test_a_zero_waits_for_at_most_the_round_trip_in_flight(loop: VirtualTimeLoop) -> None:
     port = Port()
     port.reply_delay_s = 0.010
     driver, frames = connected(loop, port)
@@ -802,18 +937,37 @@ def test_a_waiting_zero_cuts_a_frame_short(loop: VirtualTimeLoop) -> None:
 
     async def go() -> float:
         first = asyncio.create_task(driver.send(frame))
-        await asyncio.sleep(0.005)  # the frame's first message is waiting for its reply
+        await asyncio.sleep(0.005)  # the frame is written, its acknowledgements on their way
         start = asyncio.get_running_loop().time()
         await driver.send(zero)
         await first
         return asyncio.get_running_loop().time() - start
 
     waited = loop.run_until_complete(go())
-    written = hexes(port.writes)
-    assert written[0] == "D5 4A 04 01 04 00 00 00"
-    assert written[1] == "D5 50"  # straight after the message in flight
-    assert written[2:] == [f"D5 4A 0{c} 0{o} 00 80" for o in range(1, 5) for c in (2, 3)]
-    assert waited == pytest.approx(0.005 + 8 * 0.010)
+    assert [len(w) for w in port.writes] == [376, 74]
+    assert hexes(split(port.writes[1])) == expected_zero()
+    # the rest of the frame's round trip (5 ms), then the zero's own (10 ms)
+    assert waited == pytest.approx(0.005 + 0.010)
+
+
+def test_a_zero_waiting_for_the_lock_cancels_the_frame_before_it(loop: VirtualTimeLoop) -> None:
+    port = Port()
+    port.reply_delay_s = 0.010
+    driver, frames = connected(loop, port)
+    frame = frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})
+    zero = frames.guard.stop(frames.t)
+
+    async def go() -> None:
+        stop = asyncio.create_task(driver.send(zero))  # holds the lock
+        await asyncio.sleep(0)
+        late = asyncio.create_task(driver.send(frame))  # waits for it
+        await asyncio.sleep(0)
+        again = asyncio.create_task(driver.send(zero))  # waits behind the frame
+        await asyncio.gather(stop, late, again)
+
+    loop.run_until_complete(go())
+    assert [len(w) for w in port.writes] == [74, 74]  # the frame never went out
+    assert driver.codec.running == set()
 
 
 def test_unvetted_frames_are_refused_before_anything_is_written(loop: VirtualTimeLoop) -> None:
@@ -840,9 +994,9 @@ def test_connect_holds_the_write_lock(loop: VirtualTimeLoop) -> None:
         await connecting
 
     loop.run_until_complete(both())
-    n = 1 + len(expected_connect(22))
+    n = 1 + len(expected_connect(22))  # connect: one message per write
     assert hexes(port.writes[:n]) == ["D5 48", *expected_connect(22)]
-    assert len(port.writes) > n
+    assert [len(w) for w in port.writes[n:]] == [376]  # then the frame
 
 
 def test_close_writes_zero_then_disconnects(loop: VirtualTimeLoop) -> None:
@@ -851,7 +1005,8 @@ def test_close_writes_zero_then_disconnects(loop: VirtualTimeLoop) -> None:
     loop.run_until_complete(driver.send(frames.at({"A": 1000}, {"A": (50.0, 200.0, 1.0)})))
     port.writes.clear()
     loop.run_until_complete(driver.close(frames.guard.zero_frame(frames.t)))
-    assert hexes(port.writes) == ["D5 50", "D5 4A 02 01 00 80", "D5 4A 03 01 00 80", "D5 51"]
+    assert hexes(port.messages) == [*expected_zero(), "D5 51"]
+    assert len(port.writes) == 2
     assert not port.is_open
 
 
@@ -873,7 +1028,7 @@ def test_close_on_a_silent_box_is_bounded_and_still_disconnects(loop: VirtualTim
     with pytest.raises(DeviceTimeout):
         loop.run_until_complete(driver.close(frames.guard.zero_frame(frames.t)))
     assert loop.time() - start <= P.ACK_TIMEOUT_S + 1e-9
-    assert hexes(port.writes) == ["D5 50", "D5 4A 02 01 00 80", "D5 51"]
+    assert hexes(port.writes) == [" ".join(expected_zero()), "D5 51"]
     assert not port.is_open
 
 
