@@ -427,10 +427,10 @@ def run(quick: bool = False) -> BenchReport:
         "times (in the conditions), the streamer's scheduled frame, vetted just after the stop "
         "and first to the write lock",
         "the stop's zero frame is 1 write on the Coyote 3, 3 on the Coyote 2 (one per "
-        "characteristic), 3 on the ET-312 (mute, then intensity A and B, each waiting for the "
-        "box's ACK; the knob and battery polls, when due, follow inside the same send) and 1 "
-        "to 9 on the Pulse Pal (abort, then a 0 V phase wherever the host's image of the box "
-        "is not 0 V, all of it after a frame cut short; each acknowledged): "
+        "characteristic), 2 on the ET-312 (intensity A then B, each waiting for the box's "
+        "ACK; no knob or battery poll follows a zero frame) and 1 on the Pulse Pal (one write "
+        "of abort and 0 V resting and phase voltages on every output, its acknowledgements "
+        "awaited together; 5 aborts lead it after a failed exchange): "
         "<case>_writes_per_stop and <case>_reported_sent_p99_ms (request -> the runner's "
         "on_frame for the stop's frame, all of it done) are in the conditions",
         "<case>_sim_zero_*: request -> simulator output zero on every channel "

@@ -1,7 +1,8 @@
 """ErosTek ET-312B / MK-312BT (serial): the byte protocol, a sans-IO codec and the driver.
 
 Facts: ``../shared/reference/devices.md`` section 3 (packets, checksum, XOR key, addresses,
-test vectors). The host-control model (which registers acustim writes, what their values mean,
+test vectors) and ``docs/devices/et312-firmware.md`` (what the firmware does with the registers,
+with sources). The host-control model (which registers acustim writes, what their values mean,
 the connect order, zero and close): ``docs/devices/et312.md``.
 
 - Host packets end in a checksum (the 8-bit sum of the bytes before it). After the key exchange
@@ -9,9 +10,18 @@ the connect order, zero and close): ``docs/devices/et312.md``.
   host key 0 that is ``bk ^ 0x55``. Box replies are never encrypted.
 - Replies: ``06`` ACK, ``07`` NACK (also the answer to a sync ``00``), ``22 value cs`` to a read,
   ``21 bk cs`` to the key exchange.
-- The level is the intensity register above 128; frequency and width are the period (ms) and
-  width (us) registers *[assumed units]*. The box keeps running when the host goes silent, so
-  zero is always written as mute first, then intensity 128 on both channels.
+- The box drives each channel at ``level x intensity / 256``: ``level`` follows the front knob
+  (pot $4064 / $4065, scaled by the power level and the mode's ramp), ``intensity`` is the
+  register $40A5 / $41A5, a linear factor used as written (no offset; $4083 "mute" gates
+  nothing). acustim leaves the knobs live, as the box's hard ceiling, and writes the vetted
+  level as the intensity register: ``floor(level_du x program intensity)``, 0..255. Zero is
+  intensity 0 on both channels, A then B.
+- Connect writes the limits before any output and never raises it: the front pots are disabled
+  and set to 0, then the new mode (``04 12``, whose reload sets intensity 0xFF) is waited for
+  until it has run, then static selects and intensity 0, all read back; only then do the pots
+  follow the knobs again.
+- The frequency register counts 256 us steps of the pulse period after two phases of the width
+  register (us): ``period_us = 2 x W + 256 x (F + 1)``.
 
 This module never decides a level: it writes what the guard vetted, nothing but zero before
 ``connect`` returns, and two packets never interleave on the wire.
@@ -21,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from device_profiles.profile import DeviceProfile
@@ -45,10 +55,10 @@ MAX_WRITE_BYTES = 8
 # --- addresses --------------------------------------------------------------------------------
 MODEL = 0x00FC
 FIRMWARE = 0x00FD  # major, minor, internal at $00FD..$00FF
-KNOB = {"A": 0x4064, "B": 0x4065}  # front-panel level pots, ADC 0..255 (read only for us)
-BOX_COMMAND = 0x4070  # and $4071
+SYSTEM_FLAGS = 0x400F  # r15; bit 0 set: the firmware stops reading the front level pots (ADC)
+KNOB = {"A": 0x4064, "B": 0x4065}  # level pots A / B: the ADC's 0..255, or what the host wrote
+BOX_COMMAND = 0x4070  # and $4071; each reads 0xFF again once the main loop has run it
 MODE = 0x407B
-OUTPUT_CONTROL = 0x4083
 BATTERY = 0x4203  # percent, 0..99
 KEY = 0x4213
 
@@ -60,16 +70,31 @@ FREQUENCY = 0x40AE
 FREQUENCY_SELECT = 0x40B5
 WIDTH = 0x40B7
 WIDTH_SELECT = 0x40BE
+SELECTS = (INTENSITY_SELECT, FREQUENCY_SELECT, WIDTH_SELECT)
+#: Next-module timer flag: non-zero makes the firmware load module [$4097] later, which may
+#: rewrite the selects (Rhythm does); 0 (the default) is off.
+NEXT_MODULE_FLAG = 0x4096
 
 # --- values -----------------------------------------------------------------------------------
 MODEL_ET312 = 0x0C
-MUTED = 0x02  # $4083 bit 0x02: no output on either channel
-UNMUTED = 0x00
-STATIC_SELECT = 0x00  # the value register is used as written [assumed]
-INTENSITY_ZERO = 128  # intensity register = 128 + level
-LEVEL_MAX_DU = 127
-FREQUENCY_VALUE_RANGE = (8, 255)  # pulse period in ms [assumed]
-WIDTH_VALUE_RANGE = (64, 196)  # pulse width in us [assumed]
+ADC_DISABLE = 0x01  # $400F bit 0
+POT_ZERO = 0
+STATIC_SELECT = 0x00  # low four bits 0: the firmware leaves the value register as written
+INTENSITY_OFF = 0  # drive = level x intensity / 256: 0 is no output, whatever the knob
+LEVEL_MAX_DU = 255  # the intensity register, 0..255, each step 1/256 of the knob's level
+#: The frequency register F sets the pulse period: ``period_us = PHASES x W + 256 x (F + 1)``
+#: (et312-firmware.md section 3), with W the width register. The firmware uses max(9, F).
+FREQUENCY_VALUE_RANGE = (9, 255)
+#: The width register is the width of each phase in us; the firmware uses max(50, W) up to 255.
+#: acustim keeps to 64..196, a narrower range of its own [assumed policy].
+WIDTH_VALUE_RANGE = (64, 196)
+#: Phases per pulse: the new mode's module 1 sets the gates to 0x07, biphasic (phase 1, then
+#: phase 2), and acustim never writes the gates.
+PHASES = 2
+#: Written on connect (the intensity is 0 then): the slowest rate and the narrowest pulse. The
+#: first frame with output writes its own values before its intensity.
+CONNECT_FREQUENCY = FREQUENCY_VALUE_RANGE[1]
+CONNECT_WIDTH = WIDTH_VALUE_RANGE[0]
 MODE_WAVES = 0x76
 EXIT_MENU, NEW_MODE = 0x04, 0x12
 
@@ -79,12 +104,22 @@ ACK_TIMEOUT_S = 0.2
 #: Sync: a lone ``00`` every 100 ms, at most 12 times (the longest packet is 11-12 bytes).
 SYNC_TRIES = 12
 SYNC_TRY_S = 0.1
-#: Key recovery sends each candidate key as a burst of identical sync bytes. From an idle box
-#: the right key answers every byte; a wrong key answers at most one NACK per 3-byte packet.
-RECOVERY_BURST = 12
-RECOVERY_FOUND_REPLIES = RECOVERY_BURST // 3 + 1
-#: The box's main loop polls the command register; the next command must wait >= 18 ms.
+#: Session keys whose stale sync bytes would act on the box: the firmware takes a byte's high
+#: nibble + 1 as its packet's length (et312-firmware.md section 9), so a lone 01..0F acts (0E
+#: the link-slave handshake, 09..0D / 0F reload $41F0.. from flash: the power level back to
+#: Normal) and a pair ``1x 1x`` has a valid checksum. A later sync sent in plain to a box that
+#: kept such a key, or under it to a power-cycled box, would act; so acustim asks for a new key
+#: (at most ``REKEY_TRIES`` times) until its key is outside this range.
+RISKY_KEYS = range(0x01, 0x20)
+REKEY_TRIES = 8
+#: The main loop runs a box command 0..8.2 ms after it is written (PROTO: wait 18 ms); then
+#: $4070 / $4071 read 0xFF. Connect waits this long after ``04 12``, then reads both until they
+#: are 0xFF (every ``BOX_COMMAND_RETRY_S``, at most ``BOX_COMMAND_TRIES`` times), so the new
+#: mode's reload of its defaults (intensity 0xFF) is over before it writes the limits.
 BOX_COMMAND_WAIT_S = 0.025
+BOX_COMMAND_RETRY_S = 0.02
+BOX_COMMAND_TRIES = 10
+COMMAND_DONE = 0xFF
 KNOB_POLL_S = 1.0
 BATTERY_POLL_S = 10.0
 #: ``close`` never takes longer than this (zero, key reset, then the port closes regardless).
@@ -166,16 +201,26 @@ def parse_key_reply(data: bytes) -> int:
     return _parse_three(data, KEY_REPLY, "key reply")
 
 
-def frequency_value(frequency_hz: float) -> int:
-    """Pulse rate to the frequency register: the period in ms, 8..255 [assumed units]."""
+def frequency_value(frequency_hz: float, width: int = WIDTH_VALUE_RANGE[0]) -> int:
+    """Pulse rate to the frequency register F, for a width register ``width``.
+
+    The firmware's period is ``PHASES x W + 256 x (F + 1)`` us (plus a stretch of its power
+    limiter at high width x level, which only lowers the rate); F is the nearest integer, 9..255.
+    """
     low, high = FREQUENCY_VALUE_RANGE
     if not (math.isfinite(frequency_hz) and frequency_hz > 0):
         return high  # the slowest rate
-    return min(high, max(low, round(1000.0 / frequency_hz)))
+    value = round((1e6 / frequency_hz - PHASES * max(50, width)) / 256 - 1)
+    return min(high, max(low, value))
+
+
+def pulse_rate_hz(frequency: int, width: int) -> float:
+    """What the box delivers for the frequency and width registers (power limiter idle)."""
+    return 1e6 / (PHASES * max(50, width) + 256 * (max(9, frequency) + 1))
 
 
 def width_value(pulse_width_us: float) -> int:
-    """Pulse width to the width register: us, 64..196 [assumed units]."""
+    """Pulse width (of each phase) to the width register: us, 64..196."""
     low, high = WIDTH_VALUE_RANGE
     if not math.isfinite(pulse_width_us):
         return low
@@ -183,10 +228,13 @@ def width_value(pulse_width_us: float) -> int:
 
 
 def intensity_value(output_du: float) -> int:
-    """Output in device units (level x intensity) to the intensity register, 128..255."""
+    """Output in device units (vetted level x program intensity) to the intensity register.
+
+    The register is a linear factor, 0..255 (the box drives ``knob x value / 256``), so this is
+    the output rounded down; the 1e-9 only absorbs binary rounding (``100 x 0.29``)."""
     if not (math.isfinite(output_du) and output_du > 0):
-        return INTENSITY_ZERO
-    return INTENSITY_ZERO + min(LEVEL_MAX_DU, round(output_du))
+        return INTENSITY_OFF
+    return min(LEVEL_MAX_DU, math.floor(output_du + 1e-9))
 
 
 def describe_packet(plain: bytes) -> str:
@@ -313,15 +361,82 @@ def register(base: int, channel: str) -> int:
     return base + CHANNEL_OFFSET[channel]
 
 
+REGISTER_NAMES: dict[int, str] = {
+    SYSTEM_FLAGS: "system flags",
+    KNOB["A"]: "level pot A",
+    KNOB["B"]: "level pot B",
+    MODE: "mode",
+    BOX_COMMAND: "box command",
+    BOX_COMMAND + 1: "box command 2",
+    NEXT_MODULE_FLAG: "next-module flag A",
+    NEXT_MODULE_FLAG + 0x100: "next-module flag B",
+    **{
+        register(base, c): f"{name} {c}"
+        for c in CHANNELS
+        for base, name in (
+            (INTENSITY, "intensity"),
+            (INTENSITY_SELECT, "intensity select"),
+            (FREQUENCY, "frequency"),
+            (FREQUENCY_SELECT, "frequency select"),
+            (WIDTH, "width"),
+            (WIDTH_SELECT, "width select"),
+        )
+    },
+}
+
+
+def register_name(address: int) -> str:
+    """``intensity A ($40A5)``: a register as error messages name it."""
+    name = REGISTER_NAMES.get(address)
+    return f"{name} (${address:04X})" if name else f"${address:04X}"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A register the host reads back: ``value & mask`` must equal ``expected``."""
+
+    address: int
+    expected: int
+    mask: int = 0xFF
+
+    def holds(self, value: int) -> bool:
+        return value & self.mask == self.expected
+
+    def describe(self, value: int) -> str:
+        if self.mask == 0xFF:
+            return (
+                f"{register_name(self.address)} reads 0x{value:02X}, expected 0x{self.expected:02X}"
+            )
+        return (
+            f"{register_name(self.address)} reads 0x{value:02X}, expected bits "
+            f"0x{self.mask:02X} = 0x{self.expected:02X}"
+        )
+
+
+def verify_read_back(checks: Iterable[Check], values: Mapping[int, int], stage: str) -> None:
+    """Raise ``ProtocolError`` naming every register whose read-back is not what was written."""
+    wrong = [c.describe(values[c.address]) for c in checks if not c.holds(values[c.address])]
+    if wrong:
+        raise ProtocolError(
+            f"et312: {stage}, the box does not hold what acustim expects: {'; '.join(wrong)}. "
+            "Refusing to start output (switch the box off and on, then connect again)"
+        )
+
+
 class Et312Codec:
     """The box's registers as the host believes them, and the packets that change them.
 
     Every packet it returns is on-the-wire (encrypted with ``key``). The register image is
     updated when a packet is made; whoever sends it calls ``forget()`` if it is not
     acknowledged, so the next frame writes every register again.
+
+    Connect is ``adc_off_writes`` (then ``pots_zero_checks``), ``mode_writes`` (then wait until
+    ``mode_done_checks`` hold), ``limit_writes`` (then ``limit_checks``), ``adc_on_writes``
+    (then ``adc_on_checks``). Nothing in it raises output: the pots are 0 from the first step to
+    the last, and the intensity is 0 before they follow the knobs again.
     """
 
-    def __init__(self, ceilings_du: dict[str, int] | None = None) -> None:
+    def __init__(self, ceilings_du: Mapping[str, int] | None = None) -> None:
         self.key = 0
         self.registers: dict[int, int] = {}
         self.ceilings_du = {c: LEVEL_MAX_DU for c in CHANNELS}
@@ -358,40 +473,88 @@ class Et312Codec:
         """The box's registers are unknown (a write went unacknowledged)."""
         self.registers.clear()
 
-    @property
-    def muted(self) -> bool | None:
-        value = self.registers.get(OUTPUT_CONTROL)
-        return None if value is None else value == MUTED
-
-    # --- what the host writes -----------------------------------------------------------------
-    def limit_writes(self) -> list[bytes]:
-        """Connect, before any output: mute, intensity 128 on both channels, static selects."""
-        out = self._set(OUTPUT_CONTROL, MUTED, force=True)
+    # --- connect, in this order ---------------------------------------------------------------
+    def adc_off_writes(self, flags: int) -> list[bytes]:
+        """Step 1: stop reading the front pots (``flags`` is $400F as just read; bit 0 set), then
+        pots A and B = 0. From here on the drive is 0 whatever the intensity register holds."""
+        out = self._set(SYSTEM_FLAGS, _byte(flags, "system flags") | ADC_DISABLE, force=True)
         for c in CHANNELS:
-            out += self._set(register(INTENSITY, c), INTENSITY_ZERO, force=True)
-        for c in CHANNELS:
-            for select in (INTENSITY_SELECT, FREQUENCY_SELECT, WIDTH_SELECT):
-                out += self._set(register(select, c), STATIC_SELECT, force=True)
+            out += self._set(KNOB[c], POT_ZERO, force=True)
         return out
 
+    def pots_zero_checks(self) -> list[Check]:
+        """After step 1, before the mode reload: the pots are disabled and read 0."""
+        return [
+            Check(SYSTEM_FLAGS, ADC_DISABLE, ADC_DISABLE),
+            *(Check(KNOB[c], POT_ZERO) for c in CHANNELS),
+        ]
+
     def mode_writes(self, mode: int = MODE_WAVES) -> list[bytes]:
-        """Set the mode, then box commands ``04 12`` (exit menu + new mode). Wait >= 18 ms."""
+        """Step 2: the mode, then box commands ``04 12`` (exit menu + new mode) in one write.
+
+        The new mode reloads its defaults (intensity 0xFF, selects that move the values), so
+        the image forgets the channel registers. Then wait until ``mode_done_checks`` hold."""
         out = self._set(MODE, _byte(mode, "mode"), force=True)
+        for c in CHANNELS:
+            for base in (INTENSITY, FREQUENCY, WIDTH, NEXT_MODULE_FLAG, *SELECTS):
+                self.registers.pop(register(base, c), None)
         return [*out, self.wire(box_command_packet(EXIT_MENU, NEW_MODE))]
 
-    def zero_writes(self) -> list[bytes]:
-        """Zero / emergency stop: mute first, then intensity 128 on both channels. Always all
-        three, whatever the image says: the box keeps running, so zero must never be skipped."""
-        out = self._set(OUTPUT_CONTROL, MUTED, force=True)
+    def mode_done_checks(self) -> list[Check]:
+        """After step 2: both box command registers read 0xFF, the commands have run."""
+        return [Check(BOX_COMMAND, COMMAND_DONE), Check(BOX_COMMAND + 1, COMMAND_DONE)]
+
+    def limit_writes(self) -> list[bytes]:
+        """Step 3, per channel A then B: the three selects static and the next-module timer off
+        (so nothing moves or reloads the values any more), intensity 0, then the slowest
+        frequency and the narrowest width."""
+        out: list[bytes] = []
         for c in CHANNELS:
-            out += self._set(register(INTENSITY, c), INTENSITY_ZERO, force=True)
+            for select in SELECTS:
+                out += self._set(register(select, c), STATIC_SELECT, force=True)
+            out += self._set(register(NEXT_MODULE_FLAG, c), 0, force=True)
+            out += self._set(register(INTENSITY, c), INTENSITY_OFF, force=True)
+            out += self._set(register(FREQUENCY, c), CONNECT_FREQUENCY, force=True)
+            out += self._set(register(WIDTH, c), CONNECT_WIDTH, force=True)
+        return out
+
+    def limit_checks(self) -> list[Check]:
+        """Step 4: intensity A and B are 0, every select static, the next-module timers off, and
+        the pots still 0 and disabled (so nothing reloaded the mode behind our back)."""
+        return [
+            *(Check(register(INTENSITY, c), INTENSITY_OFF) for c in CHANNELS),
+            *(Check(register(s, c), STATIC_SELECT) for c in CHANNELS for s in SELECTS),
+            *(Check(register(NEXT_MODULE_FLAG, c), 0) for c in CHANNELS),
+            *self.pots_zero_checks(),
+        ]
+
+    def adc_on_writes(self, flags: int) -> list[bytes]:
+        """Step 5: the pots follow the knobs again (``flags`` is $400F as just read; bit 0
+        cleared). The drive is then ``knob x 0 / 256 = 0``."""
+        out = self._set(
+            SYSTEM_FLAGS, _byte(flags, "system flags") & ~ADC_DISABLE & 0xFF, force=True
+        )
+        for c in CHANNELS:
+            self.registers.pop(KNOB[c], None)  # the knobs', from now on
+        return out
+
+    def adc_on_checks(self) -> list[Check]:
+        return [Check(SYSTEM_FLAGS, 0, ADC_DISABLE)]
+
+    # --- output -------------------------------------------------------------------------------
+    def zero_writes(self) -> list[bytes]:
+        """Zero / emergency stop: intensity 0 on channel A, then B. Always both, whatever the
+        image says: the box keeps running, so zero must never be skipped."""
+        out: list[bytes] = []
+        for c in CHANNELS:
+            out += self._set(register(INTENSITY, c), INTENSITY_OFF, force=True)
         return out
 
     def frame_writes(self, frame: VettedFrame) -> list[bytes]:
         """The writes that make the box deliver ``frame``: only the registers that change.
 
-        Order: intensity falls, then frequency and width, then intensity rises, then (on the
-        first frame with output) mute off, so output never starts before its settings.
+        Order: intensity falls, then frequency and width, then intensity rises, so output never
+        rises before its pulse settings are in place.
         """
         frame = require_vetted(frame)
         if frame.zero:
@@ -399,33 +562,28 @@ class Et312Codec:
         falls: list[bytes] = []
         settings: list[bytes] = []
         rises: list[bytes] = []
-        any_output = False
         for c in CHANNELS:
-            ch = _channel(frame, c)
-            value, frequency, width = self._targets(c, ch)
+            value, frequency, width = self._targets(c, _channel(frame, c))
             address = register(INTENSITY, c)
             known = self.registers.get(address)
-            if value > INTENSITY_ZERO:
-                any_output = True
+            if value > INTENSITY_OFF:
                 settings += self._set(register(FREQUENCY, c), frequency)
                 settings += self._set(register(WIDTH, c), width)
-            if value > (INTENSITY_ZERO if known is None else known):
+            if value > (INTENSITY_OFF if known is None else known):
                 rises += self._set(address, value)
             else:
                 falls += self._set(address, value)
-        out = falls + settings + rises
-        if any_output:
-            out += self._set(OUTPUT_CONTROL, UNMUTED)
-        return out
+        return falls + settings + rises
 
     def _targets(self, name: str, ch: VettedChannel | None) -> tuple[int, int, int]:
         if ch is None or ch.level_du <= 0 or not ch.intensity:
-            return INTENSITY_ZERO, 0, 0
+            return INTENSITY_OFF, 0, 0
         level = min(ch.level_du, self.ceilings_du.get(name, 0))
         k = max(range(len(ch.intensity)), key=ch.intensity.__getitem__)
         intensity = min(1.0, ch.intensity[k])
         value = intensity_value(level * intensity)
-        return value, frequency_value(ch.frequency_hz[k]), width_value(ch.pulse_width_us[k])
+        width = width_value(ch.pulse_width_us[k])
+        return value, frequency_value(ch.frequency_hz[k], width), width
 
 
 def _channel(frame: VettedFrame, name: str) -> VettedChannel | None:
@@ -441,7 +599,8 @@ class Driver(DeviceDriver):
 
     Every packet waits for its reply before the next goes out, under the write lock (connect,
     frames, polls and close alike), so packets never interleave. The knob and battery polls
-    ride after a frame's writes when they are due, so they never delay a frame's own writes.
+    ride after an output frame's writes when they are due, so they never delay a frame's own
+    writes, and never follow a zero frame.
     """
 
     #: seconds each sync try waits (a Bluetooth SPP link may need more than a cable)
@@ -478,76 +637,116 @@ class Driver(DeviceDriver):
             await self._check_model()
             self._keyed = True
             await self._read_battery()
-            # limits before output: mute, intensity 128, static selects; then the mode. A new
-            # mode may load its own settings, so the limits are written again after it.
-            await self._write_all(self.codec.limit_writes())
-            await self._write_all(self.codec.mode_writes(mode))
-            await asyncio.sleep(BOX_COMMAND_WAIT_S)
-            await self._write_all(self.codec.limit_writes())
+            await self._write_limits(mode)
         now = asyncio.get_running_loop().time()
         self._next_knob_s = now
         self._next_battery_s = now + BATTERY_POLL_S
         self._ready = True
 
+    async def _write_limits(self, mode: int) -> None:
+        """Limits before output, in the order of docs/devices/et312.md; none of it raises output.
+
+        1. pots disabled and 0 (checked): drive 0 whatever the intensity register holds;
+        2. mode + ``04 12``, then wait until both have run: the defaults reload (intensity
+           0xFF) while the pots are 0;
+        3. static selects, intensity 0, the slowest pulse; 4. all of it read back;
+        5. the pots follow the knobs again: drive = knob x 0 / 256 = 0.
+        """
+        codec = self.codec
+        await self._write_all(codec.adc_off_writes(await self._read(SYSTEM_FLAGS)))
+        await self._verify(codec.pots_zero_checks(), "after disabling the front pots")
+        await self._write_all(codec.mode_writes(mode))
+        await self._wait_for_box_commands()
+        await self._write_all(codec.limit_writes())
+        await self._verify(codec.limit_checks(), "after writing the limits")
+        await self._write_all(codec.adc_on_writes(await self._read(SYSTEM_FLAGS)))
+        await self._verify(codec.adc_on_checks(), "after enabling the front pots")
+
+    async def _verify(self, checks: list[Check], stage: str) -> None:
+        values = {c.address: await self._read(c.address) for c in checks}
+        verify_read_back(checks, values, stage)
+
+    async def _wait_for_box_commands(self) -> None:
+        """Until the main loop has run ``04 12`` (both command registers read 0xFF again)."""
+        checks = self.codec.mode_done_checks()
+        await asyncio.sleep(BOX_COMMAND_WAIT_S)
+        for _ in range(BOX_COMMAND_TRIES - 1):
+            values = {c.address: await self._read(c.address) for c in checks}
+            if all(c.holds(values[c.address]) for c in checks):
+                return
+            await asyncio.sleep(BOX_COMMAND_RETRY_S)
+        await self._verify(checks, "waiting for the new mode to run")
+
     async def _handshake(self) -> None:
-        """Sync (recovering a key left by an earlier host), then the key exchange."""
+        """Sync (in plain, or under acustim's last key), then the key exchange."""
         self.codec.key = 0
         self.codec.parser.reset()
         self._drain()
         key = await self._find_key()
         if key is None:
             raise DeviceTimeout(
-                f"et312: no answer to the sync byte on {self.transport.url or 'the port'} "
-                f"(plain and all 256 keys tried); check the cable, 19200 baud and that the box "
-                "is switched on"
+                f"et312: no answer to the sync byte on {self.transport.url or 'the port'}, in "
+                "plain or under acustim's last key; check the cable, 19200 baud and that the "
+                "box is switched on. If another program drove the box, it may have left its "
+                "key: switch the box off and on, then connect again"
             )
         self.codec.key = key
         if key != 0:
             await self._write(self.codec.key_reset())
             self.codec.key = 0
-        reply = await self._request(key_exchange_packet(0), "the key exchange")
-        if not isinstance(reply, KeyReply):
-            raise ProtocolError(f"et312: expected a key reply (21 bk cs), got {_name(reply)}")
-        self.codec.key = session_key(reply.box_key, 0)
-        self._last_key = self.codec.key
+        for _ in range(REKEY_TRIES):
+            reply = await self._request(self.codec.wire(key_exchange_packet(0)), "the key exchange")
+            if not isinstance(reply, KeyReply):
+                raise ProtocolError(f"et312: expected a key reply (21 bk cs), got {_name(reply)}")
+            self.codec.key = session_key(reply.box_key, 0)
+            self._last_key = self.codec.key
+            if self.codec.key not in RISKY_KEYS:
+                break
 
     async def _find_key(self) -> int | None:
-        """The key the box holds: 0 after a clean close, else found by trying every key.
+        """The key the box holds: 0 after a clean close or a power cycle, or acustim's last
+        session key after a lost link; None if neither answers.
 
-        Plain sync first, as the reference says: a lone ``00`` until ``07`` (12 tries). A ``07``
-        may be the NACK of a half-received packet, so it counts only if one more lone sync byte
-        is answered at once (from an idle box, only a real sync is). Key recovery then keeps
-        the box idle between candidates and sends each candidate as a burst of identical bytes,
-        so no packet the box sees during recovery can carry a valid checksum: a wrong key never
-        turns into a write to the box's memory.
+        A lone sync byte ``00`` (encrypted under the key tried) until ``07`` (12 tries), as the
+        reference says. A ``07`` may be the NACK of a half-received packet, so it counts only if
+        one more lone sync byte is answered at once (from an idle box, only a real sync is). The
+        firmware answers ``07`` to a lone byte 00..05 (et312-firmware.md section 9), so a key
+        off by 1..5 answers the sync too: a key counts only once a read of the model under it
+        gets a read reply.
+
+        No other key is tried: under the firmware's framing, bytes sent under a wrong key act
+        on the box (``RISKY_KEYS``), and a sweep through all 255 would send every one of them
+        to a box that may be running. A key left by another program needs a power cycle.
         """
-        replied, quiet = False, 0
-        for _ in range(SYNC_TRIES):
-            first = await self._exchange(sync_packet(), 1, self.sync_try_s)
-            if first and isinstance(first[0], Nack):
-                again = await self._exchange(sync_packet(), 1, self.sync_try_s)
-                if again and isinstance(again[0], Nack):
-                    return 0
-                first = again
-            replied = replied or bool(first)
-            quiet = 0 if first else quiet + 1
-        if replied and quiet:
-            await self._settle(SYNC)
-        candidates = [k for k in range(1, 256) if k != self._last_key]
-        if self._last_key:
-            candidates.insert(0, self._last_key)
-        for key in candidates:
-            if await self._try_key(key):
+        tried = [0] if not self._last_key else [0, self._last_key]
+        for key in tried:
+            if await self._sync(key) and await self._confirm_key(key):
                 return key
         return None
 
-    async def _try_key(self, key: int) -> bool:
-        """One recovery candidate, sent to an idle box; leaves the box idle."""
-        burst = encrypt(sync_packet(), key) * RECOVERY_BURST
-        replies = await self._exchange(burst, RECOVERY_BURST, self.sync_try_s)
-        if sum(isinstance(r, Nack) for r in replies) >= RECOVERY_FOUND_REPLIES:
+    async def _sync(self, key: int) -> bool:
+        """Lone sync bytes under ``key`` until the box answers one at once, twice in a row."""
+        byte = encrypt(sync_packet(), key)
+        replied, quiet = False, 0
+        for _ in range(SYNC_TRIES):
+            first = await self._exchange(byte, 1, self.sync_try_s)
+            if first and isinstance(first[0], Nack):
+                again = await self._exchange(byte, 1, self.sync_try_s)
+                if again and isinstance(again[0], Nack):
+                    return True
+                first = again
+            replied = replied or bool(first)
+            quiet = 0 if first else quiet + 1
+        if replied and quiet:  # the box is inside a packet: complete it so it is idle again
+            await self._settle(byte[0])
+        return False
+
+    async def _confirm_key(self, key: int) -> bool:
+        """Under ``key``, a read of the model gets a read reply; leaves the box idle."""
+        replies = await self._exchange(encrypt(read_packet(MODEL), key), 1, self.sync_try_s)
+        if replies and isinstance(replies[0], ReadReply):
             return True
-        if replies:  # the candidate starts a packet: complete it so the box is idle again
+        if not replies:  # the garbled read started a longer packet: complete it
             await self._settle(encrypt(sync_packet(), key)[0])
         return False
 
@@ -633,7 +832,7 @@ class Driver(DeviceDriver):
     async def _goodbye(self, zero: VettedFrame | None) -> None:
         async with self._write_lock:
             error: BridgeError | None = None
-            # each write on its own: a lost mute must not stop the intensities from going out
+            # each write on its own: a lost write to A must not stop B's from going out
             for packet in self.codec.zero_writes() if zero is not None else []:
                 try:
                     await self._write(packet)

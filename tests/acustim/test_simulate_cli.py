@@ -18,8 +18,15 @@ from acustim.commands.screening import template
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("device", "level"), [("et312", "A=20"), ("pulsepal", "A=800")])
-def test_run_drives_a_simulator_served_on_a_pty(tmp_path: Path, device: str, level: str) -> None:
+# The program opens with a 60 s ramp from intensity 0: on the ET-312, whose intensity register
+# is level x intensity rounded down (and whose knobs, at half by default, scale it again), a
+# higher level and a longer run are needed before whole register steps reach the box.
+@pytest.mark.parametrize(
+    ("device", "level", "duration"), [("et312", "A=100", "6"), ("pulsepal", "A=800", "4")]
+)
+def test_run_drives_a_simulator_served_on_a_pty(
+    tmp_path: Path, device: str, level: str, duration: str
+) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "acustim.cli", "simulate", device, "--pty", "--status-every", "0.5"],
         stdout=subprocess.PIPE,
@@ -46,7 +53,7 @@ def test_run_drives_a_simulator_served_on_a_pty(tmp_path: Path, device: str, lev
                 "--ramp",
                 "0.05",
                 "--duration",
-                "4",
+                duration,
                 "--no-record",
                 "--quiet",
                 "--screening",

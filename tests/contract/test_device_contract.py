@@ -52,7 +52,7 @@ electrode = "pad"
 [[segments]]
 kind = "continuous"
 duration_s = 3
-frequency_hz = 10
+frequency_hz = 20
 pulse_width_us = 200
 intensity = 1.0
 label = "slow"
@@ -267,8 +267,8 @@ def test_device_contract(rig: Rig, request: pytest.FixtureRequest) -> None:
             assert o2 - o1 <= bound, (t1, o1, t2, o2)
     assert record.output_at("A", marks["stop"] - 2 * frame) == pytest.approx(level, rel=0.05)
 
-    # segment change: 10 Hz, then 50 Hz from 3 s
-    assert record.interval_at("A", marks["t0"] + 1.5).frequency_hz == pytest.approx(10, rel=0.05)
+    # segment change: 20 Hz, then 50 Hz from 3 s
+    assert record.interval_at("A", marks["t0"] + 1.5).frequency_hz == pytest.approx(20, rel=0.05)
     assert record.interval_at("A", marks["t0"] + 4.3).frequency_hz == pytest.approx(50, rel=0.05)
 
     # emergency stop: zero on the device within one device frame, and no resume by itself
