@@ -150,6 +150,8 @@ class Coyote3Codec:
         self.pending_seq: int | None = None
         self.pending_since_s = 0.0
         self._next_seq = 1
+        #: the previous frame's vetted levels: a rise goes out one frame late (see ``encode``)
+        self._previous_levels = {c: 0 for c in CHANNELS}
 
     def take_seq(self) -> int:
         seq = self._next_seq
@@ -165,6 +167,7 @@ class Coyote3Codec:
         self.pending_seq = seq or None
         self.pending_since_s = now_s
         self.device_levels = {c: 0 for c in CHANNELS}
+        self._previous_levels = {c: 0 for c in CHANNELS}
         silent = ((10,) * SAMPLES, (0,) * SAMPLES)
         return encode_b0(seq, MODE_SET, 0, MODE_SET, 0, silent, silent)
 
@@ -174,16 +177,21 @@ class Coyote3Codec:
         waves: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         for c in CHANNELS:
             waves[c] = ((10,) * SAMPLES, (0,) * SAMPLES)
+        vetted = {c: 0 for c in CHANNELS}
         for ch in frame.channels:
-            wanted[ch.name] = ch.level_du
+            vetted[ch.name] = ch.level_du
+            # The device applies a strength on arrival but plays this frame's waveform one
+            # frame later (the profile queues one frame ahead), so for one frame the new
+            # strength meets the previous waveform. A rise therefore goes out with the next
+            # frame, when its own waveform starts; a fall goes out at once. Output is then
+            # never more than the guard vetted for either frame.
+            wanted[ch.name] = min(ch.level_du, self._previous_levels[ch.name])
             freqs = tuple(frequency_to_byte(f) for f in ch.frequency_hz)
-            # The waveform does not depend on the level: output is strength x intensity, and
-            # strength (applied on arrival) is what the guard ramps. Zeroing the waveform at
-            # level 0 would let output jump when a queued waveform catches up with strength.
             # Rounded down, so the device never delivers more than the guard vetted.
             intensities = tuple(min(100, max(0, math.floor(i * 100 + 1e-9))) for i in ch.intensity)
             waves[ch.name] = (freqs, intensities)
 
+        self._previous_levels = vetted
         known = self.device_levels
         falls = known is None or any(wanted[c] < known[c] for c in CHANNELS)
         rises = known is not None and any(wanted[c] > known[c] for c in CHANNELS)

@@ -133,20 +133,26 @@ def test_rises_wait_for_b1_and_falls_do_not() -> None:
     g = guard_with({})
     g.set_level("A", 40, 0.0)
     frames = [vetted(g, 0.1 * i) for i in range(1, 30)]
-    rising = next(f for f in frames if f.channel("A").level_du > 0)
+    k = next(i for i, f in enumerate(frames) if f.channel("A").level_du > 0)
+    rising, after = frames[k], frames[k + 1]
+    # the rise's waveform goes first; its strength follows with the next frame, when that
+    # waveform starts to play (the device plays each waveform one frame after it arrives)
     first = codec.encode(rising, 1.0)
-    assert first[1] >> 4 != 0  # a sequence number: a reply is wanted
-    assert (first[1] >> 2) & 3 == C.MODE_SET
-    assert first[2] == rising.channel("A").level_du
+    assert first[1] == 0 and first[2] == 0  # no strength change yet
     assert first[4:8] == bytes([10] * 4)  # 100 Hz -> 10 ms
     # the waveform carries the vetted intensity, rounded down: the delivered-output soft
     # start holds the first frame's level x intensity to one frame's rise
     shown = math.floor(rising.channel("A").intensity[0] * 100 + 1e-9)
     assert 0 < shown <= 50
     assert first[8:12] == bytes([shown] * 4)
+    second = codec.encode(after, 1.1)
+    assert second[1] >> 4 != 0  # a sequence number: a reply is wanted
+    assert (second[1] >> 2) & 3 == C.MODE_SET
+    assert second[2] == rising.channel("A").level_du
     # while the B1 is pending, a further rise is not sent
     higher = frames[-1]
-    held = codec.encode(higher, 1.1)
+    codec.encode(higher, 1.2)
+    held = codec.encode(higher, 1.3)
     assert held[1] == 0
     assert held[2] == 0
     # a fall is sent at once even though a reply is pending
