@@ -2,7 +2,9 @@
 
 A user's mistake (bad program, bad argument, unknown device) is one line on stderr and exit 2,
 with nothing sent to a device. Ctrl-C puts zero output on the wire at once and exits 130.
-Exit codes: 0 completed, 2 bad input, 3 ended by a fault, 130 interrupted, 143 terminated.
+Exit codes: 0 completed, 2 bad input, 3 ended by a fault, 130 interrupted, 143 terminated,
+141 when the reader of standard output quit (``acustim programs | head``: quietly, as Unix
+tools do).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from typing import TextIO
 from acustim import __version__
 from acustim.commands import devices, gui, library, records, run, screening, simulate
 from acustim.commands._common import (
+    EXIT_BROKEN_PIPE,
     EXIT_FAULT,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     Terminated,
     UsageError,
+    silence_broken_stdout,
 )
 from firmware_bridge.errors import BridgeError, UnknownDeviceError
 from waveforms.errors import AcustimError
@@ -52,6 +56,18 @@ def main(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    try:
+        code = _main(argv, out, err)
+        out.flush()  # here, not at exit: a reader that quit is seen while it can be handled
+        return code
+    except BrokenPipeError:
+        # ``acustim programs | head``: the reader has what it wanted. Exit quietly, as Unix
+        # tools do; what is still buffered goes to the null device, not to a traceback.
+        silence_broken_stdout(out)
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args, out, err)

@@ -68,6 +68,7 @@ import queue
 import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -535,10 +536,34 @@ def _check_directory_writable(path: Path) -> None:
     )
 
 
+def _not_a_store_kind(mode: int) -> str | None:
+    """What a path that is not a regular file is ("a named pipe (FIFO)"), else None."""
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def _check_file(path: Path, *, writable: bool = True) -> None:
-    """Refuse what SQLite would fail on with an unhelpful message, before it touches the file."""
+    """Refuse what SQLite would fail on with an unhelpful message, before it touches the file.
+
+    Only a regular file is opened: a FIFO would block the open forever (and SQLite after
+    it), a device is no store. Checked on the path and again on the opened file."""
     try:
-        with path.open("rb") as fh:
+        kind = _not_a_store_kind(path.stat().st_mode)
+        if kind is not None:
+            raise RecordsError(f"{path} is {kind}, not a records store: {_WHAT_TO_DO}")
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        with os.fdopen(os.open(path, flags), "rb") as fh:
+            kind = _not_a_store_kind(os.fstat(fh.fileno()).st_mode)
+            if kind is not None:
+                raise RecordsError(f"{path} is {kind}, not a records store: {_WHAT_TO_DO}")
             head = fh.read(len(_SQLITE_MAGIC))
     except FileNotFoundError:
         return

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -57,6 +58,7 @@ __all__ = [
     "MAX_CURRENT_MA",
     "MAX_FILE_BYTES",
     "MAX_LEVEL_FRACTION",
+    "MAX_NESTING",
     "MAX_PROGRAM_DURATION_S",
     "MAX_SEGMENTS_PER_CHANNEL",
     "ON_OFF_S",
@@ -66,6 +68,7 @@ __all__ = [
     "SEGMENT_DURATION_S",
     "SITE_PATTERN",
     "Range",
+    "deepest_nesting",
     "derive_evidence",
     "find_line",
     "load_program",
@@ -117,6 +120,9 @@ MAX_TITLE_CHARS = 120
 MAX_TEXT_CHARS = 4000
 MAX_EVIDENCE_MARKERS = 32
 MAX_MARKER_SOURCES = 16
+#: Tables and arrays nested deeper than this are refused (a program needs 4: channels, a
+#: channel, its segments, a segment); far below what exhausts Python's stack.
+MAX_NESTING = 16
 
 #: What an ``[[evidence]]`` marker can be about.
 EVIDENCE_ABOUT = (
@@ -226,18 +232,38 @@ Path = tuple[str | int, ...]
 # --------------------------------------------------------------------------- value text
 
 
+def _dense_disperse_texts(
+    low: float, high: float, given: Mapping[str, Any] | None = None
+) -> tuple[_Raw, str]:
+    """The value and the problem of a ``low_hz`` not below ``high_hz``, marking a value the
+    file left to its default: ``150``, ``not below high_hz = 100 (default)``."""
+
+    def text(field: str, value: float) -> str:
+        default = given is not None and field not in given
+        return _number_text(value) + (" (default)" if default else "")
+
+    return _Raw(text("low_hz", low)), f"not below high_hz = {text('high_hz', high)}"
+
+
 def _number_text(value: float) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
 
 
+_DENSE_DISPERSE_RULE = (
+    f"low_hz below high_hz, both {FREQUENCY_HZ} (the sparse rate, then the dense one; "
+    "defaults 2 and 100)"
+)
+
+
 class _Raw(str):
     """Text shown as is in a message (a count or a summary), not as a quoted TOML string."""
 
 
-def _value_text(value: object) -> str:
-    """A value as it would be written in TOML, kept short and on one line."""
+def _value_text(value: object, depth: int = 0) -> str:
+    """A value as it would be written in TOML, kept short and on one line (arrays nested
+    deeper than two levels are shown as ``[...]``: never a recursion as deep as the value)."""
     if isinstance(value, _Raw):
         return str(value)
     if value is _MISSING:
@@ -256,7 +282,9 @@ def _value_text(value: object) -> str:
         text = json.dumps(value, ensure_ascii=False)
         return text if len(text) <= 60 else text[:56] + '..."'
     if isinstance(value, list):
-        shown = ", ".join(_value_text(v) for v in value[:3])
+        if depth >= 2:
+            return "[...]" if value else "[]"
+        shown = ", ".join(_value_text(v, depth + 1) for v in value[:3])
         return f"[{shown}, ...]" if len(value) > 3 else f"[{shown}]"
     if isinstance(value, dict):
         return "{table}"
@@ -305,6 +333,24 @@ def _type_name(value: object) -> str:
     if isinstance(value, dict):
         return "a table"
     return f"a {type(value).__name__}"
+
+
+def _nesting(data: Mapping[str, Any]) -> tuple[int, Path]:
+    """How deep tables and arrays nest below the document (its own keys are level 1), and
+    the path of the deepest one. Iterative: a value nested thousands deep costs no stack."""
+    deepest: tuple[int, Path] = (0, ())
+    stack: list[tuple[object, Path]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > deepest[0]:
+            deepest = (len(path), path)
+        if isinstance(value, dict):
+            stack.extend(
+                (v, (*path, str(k))) for k, v in value.items() if isinstance(v, dict | list)
+            )
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value) if isinstance(v, dict | list))
+    return deepest
 
 
 # --------------------------------------------------------------------------- line locator
@@ -597,10 +643,7 @@ class _Parser:
         except RecursionError:
             # arrays nested thousands deep exhaust the parser's stack; name the place instead
             depth, line = self._locate().deepest
-            raise ProgramError(
-                f"{self._source}:{line}: TOML nesting = {depth} levels is too deep; allowed a "
-                "program file (arrays and inline tables nested a few levels at most)"
-            ) from None
+            raise ProgramError(self._nesting_message(depth, line)) from None
         except ValueError:
             # Python refuses to read an integer of thousands of digits (int_max_str_digits)
             match = _LONG_NUMBER.search(self._text)
@@ -611,6 +654,17 @@ class _Parser:
                 f"{self._source}:{line}: TOML number = ({digits} digits) is too long to read; "
                 "allowed numbers within the ranges of the program format"
             ) from None
+
+        depth, deepest = _nesting(data)
+        if depth > MAX_NESTING:
+            # e.g. arrays nested hundreds deep: tomllib reads them, a message must not recurse.
+            # Say the depth as written (brackets) where that is the deep part, else in tables.
+            brackets, line = self._locate().deepest
+            if brackets <= MAX_NESTING:
+                last = deepest[-1]
+                brackets = depth
+                line = self._line(deepest[:-1], last if isinstance(last, str) else None)
+            raise ProgramError(self._nesting_message(brackets, line))
 
         self._unknown_keys(data, (), "top-level", _TOP_KEYS)
         meta = data.get("program", _MISSING)
@@ -784,6 +838,12 @@ class _Parser:
         level: EvidenceLevel = "sourced" if declared == "sourced" else "practice-default"
         return level
 
+    def _nesting_message(self, depth: int, line: int) -> str:
+        return (
+            f"{self._source}:{line}: TOML nesting = {depth} levels is too deep; allowed at most "
+            f"{MAX_NESTING} levels of arrays and tables (a program file needs 4)"
+        )
+
     def _syntax_message(self, message: str) -> str:
         match = _SYNTAX_POSITION.search(message)
         if match:
@@ -937,6 +997,11 @@ class _Parser:
             field: self._number(table, path, where, field, allowed, default)
             for field, (allowed, default) in fields.items()
         }
+        if kind == "dense_disperse" and not values["low_hz"] < values["high_hz"]:
+            # at the key the file gives (a default is not in the file): low_hz, else high_hz
+            key = "low_hz" if "low_hz" in table or "high_hz" not in table else "high_hz"
+            low, problem = _dense_disperse_texts(values["low_hz"], values["high_hz"], table)
+            self._fail(path, key, where, "low_hz", low, problem, _DENSE_DISPERSE_RULE)
         label = self._text_field(
             table, path, where, "label", required=False, max_chars=MAX_LABEL_CHARS
         )
@@ -1012,6 +1077,13 @@ def find_line(text: str, table: Sequence[str | int], key: str | None = None) -> 
     return _Locator(text).line(tuple(table), key)
 
 
+def deepest_nesting(text: str) -> tuple[int, int]:
+    """How deep arrays and inline tables nest in TOML ``text`` (even text too deep for
+    ``tomllib``), and the line where that depth is first reached: for one-line messages
+    about other TOML files (a screening file)."""
+    return _Locator(text).deepest
+
+
 def parse_program(text: str, source: str = "<string>") -> Program:
     """Parse and validate program TOML; ``source`` names the text in error messages."""
     return _Parser(text, source).program()
@@ -1023,9 +1095,26 @@ def load_program(path: str | os.PathLike[str]) -> Program:
     Files over 256 KiB are refused before they are read in full or parsed.
     """
     shown = os.fspath(path)
+
+    def not_regular(mode: int) -> ProgramError:
+        return ProgramError(
+            f"{shown}: file = {_value_text(shown)} is {_file_kind(mode)}, not a regular file; "
+            "allowed a regular TOML program file"
+        )
+
     try:
-        with open(shown, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
+        # A FIFO would block open() until some writer came, a device may never end: only a
+        # regular file is read. Checked before opening, and on the open file (the path may
+        # have changed in between; O_NONBLOCK keeps that open from waiting on a FIFO).
+        mode = os.stat(shown).st_mode
+        if not stat.S_ISREG(mode):
+            raise not_regular(mode)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        with os.fdopen(os.open(shown, flags), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise not_regular(info.st_mode)
+            size = info.st_size
             data = b"" if size > MAX_FILE_BYTES else handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -1048,6 +1137,19 @@ def load_program(path: str | os.PathLike[str]) -> Program:
             "allowed UTF-8 encoded TOML"
         ) from None
     return replace(parse_program(text, shown), source_path=shown)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _model_problem(value: float, allowed: Range) -> str | None:
@@ -1143,6 +1245,9 @@ def validate_program(program: Program) -> None:
                 problem = _model_problem(value, allowed)
                 if problem:
                     fail(seg_where, field, value, problem, str(allowed))
+            if isinstance(segment, DenseDisperse) and not segment.low_hz < segment.high_hz:
+                low, problem = _dense_disperse_texts(segment.low_hz, segment.high_hz)
+                fail(seg_where, "low_hz", low, problem, _DENSE_DISPERSE_RULE)
             if len(segment.label) > MAX_LABEL_CHARS:
                 fail(
                     seg_where,

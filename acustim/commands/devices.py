@@ -9,7 +9,7 @@ import argparse
 import asyncio
 from typing import Any, TextIO
 
-from acustim.commands._common import EXIT_OK
+from acustim.commands._common import EXIT_OK, seconds_in
 from device_profiles.profile import builtin_profile_ids, load_profile
 from firmware_bridge import discovery
 from firmware_bridge.errors import TransportError
@@ -51,6 +51,10 @@ def register(sub: Any) -> None:
     )
     devices.add_argument("--ble", action="store_true", help="also scan for BLE devices")
     devices.add_argument(
-        "--scan-s", type=float, default=5.0, metavar="S", help="BLE scan time (default 5 s)"
+        "--scan-s",
+        type=seconds_in(0.5, 120.0, "--scan-s"),
+        default=5.0,
+        metavar="S",
+        help="BLE scan time, 0.5..120 s (default 5 s)",
     )
     devices.set_defaults(func=cmd_devices)

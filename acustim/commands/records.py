@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from acustim.commands._common import EXIT_OK, EXIT_USAGE, UsageError
+from acustim.commands._common import EXIT_OK, EXIT_USAGE, UsageError, shown, whole_number
 from acustim.export import export_csv, export_json
 from acustim.records import (
     DATA_DIR_ENV,
@@ -40,14 +40,24 @@ def _patient(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: The dates ``--since`` and ``--until`` take: a day either side is still a date Python can
+#: turn into UTC in any time zone (9999-12-31 plus a day, or 0001-01-01 in UTC+1, cannot be).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+
+
 def _moment(text: str) -> date | datetime:
     """YYYY-MM-DD (a whole local day) or an ISO date and time (local unless it has an offset)."""
+    allowed = f"allowed {FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}"
     try:
-        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        moment = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date: write YYYY-MM-DD (or YYYY-MM-DDTHH:MM)"
+            f"{shown(text)} is not a date: write YYYY-MM-DD (or YYYY-MM-DDTHH:MM); {allowed}"
         ) from None
+    day = moment.date() if isinstance(moment, datetime) else moment
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is out of range; {allowed}")
+    return moment
 
 
 def _store_path(args: argparse.Namespace) -> Path:
@@ -58,19 +68,23 @@ def _open(args: argparse.Namespace) -> RecordStore:
     return RecordStore.open(_store_path(args), read_only=True)
 
 
+#: Session ids are SQLite integers: 64-bit, counted from 1.
+MAX_SESSION_ID = 2**63 - 1
+MAX_SESSION_DIGITS = len(str(MAX_SESSION_ID))
+
+
 def _session_id(store: RecordStore, text: str) -> int:
     if text == "last":
         sessions = store.sessions()
         if not sessions:
             raise UsageError(f"records store {store.path} holds no session yet")
         return sessions[-1].id
-    try:
-        session_id = int(text)
-    except ValueError:
+    session_id = whole_number(text, max_digits=MAX_SESSION_DIGITS)
+    if session_id is None or not 1 <= session_id <= MAX_SESSION_ID:
         raise UsageError(
             f"SESSION must be a session number as 'acustim sessions' lists it, or 'last';"
-            f" got {text!r}"
-        ) from None
+            f" got {shown(text)}; allowed 1..{MAX_SESSION_ID} or last"
+        )
     try:
         store.session(session_id)
     except RecordsError as exc:

@@ -7,38 +7,100 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import os
 import signal
+import stat
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from acustim import __version__
-from acustim.commands._common import EXIT_FAULT, EXIT_OK, Terminated, UsageError
+from acustim.commands._common import (
+    EXIT_FAULT,
+    EXIT_OK,
+    MAX_NUMBER_DIGITS,
+    Terminated,
+    UsageError,
+    seconds_in,
+    shown,
+    silence_broken_stdout,
+    whole_number,
+)
+from acustim.commands.library import check_program
 from acustim.commands.screening import ask, load_answers
+from acustim.device_address import check_device_spec
 from acustim.engine import Device, Engine, Session, load_program
 from acustim.gate import recorded_answers, screening_needed
 from acustim.records import validate_patient_code
 from acustim.runner import SessionStatus
+from device_profiles.profile import DeviceProfile
 from firmware_bridge.streamer import StreamResult
+from safety.errors import LimitError
+from safety.fit import check_program_fits
 from safety.guard import VettedFrame
+from safety.limits import resolve_limits
+from safety.placement import PlacementError
+from waveforms.builtin import builtin_names, load_builtin
+from waveforms.files import CHANNEL_NAME_PATTERN, ELECTRODE_AREA_CM2
 from waveforms.program import Program
+from waveforms.render import render
+
+#: ``--status-every``: seconds between status lines when output is not a terminal.
+STATUS_EVERY_S = (0.1, 3600.0)
+#: ``--onset-days``: days since the onset of Bell's palsy (a century at most).
+MAX_ONSET_DAYS = 36500
 
 
 def _channel_values(pairs: Sequence[str], what: str) -> dict[str, int]:
+    """``--level A=20`` pairs: a channel name, ``=``, then 1..6 ASCII digits; nothing else
+    (no sign, no spaces, no ``²``, no 5000-digit numbers that ``int()`` refuses)."""
     out: dict[str, int] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name or not value.strip().lstrip("-").isdigit():
-            raise UsageError(f"--{what} {pair!r}: write CHANNEL=WHOLE_NUMBER, e.g. --{what} A=20")
+        number = whole_number(value)
+        if not sep or not CHANNEL_NAME_PATTERN.fullmatch(name) or number is None:
+            raise UsageError(
+                f"--{what} {shown(pair)}: write CHANNEL=WHOLE_NUMBER, e.g. --{what} A=20; "
+                f"allowed a channel name (1..8 letters, digits, - or _) and 0 or a whole "
+                f"number of at most {MAX_NUMBER_DIGITS} digits (device units)"
+            )
         if name in out:
             raise UsageError(f"--{what} {name} given twice")
-        out[name] = int(value)
+        out[name] = number
     return out
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The options that need no program and no device: refused before anything opens."""
+    if args.duration is not None and args.duration <= 0:  # NaN and inf: the limits say
+        raise UsageError(f"--duration {args.duration:g}: must be > 0 seconds")
+    if args.area is not None and args.area not in ELECTRODE_AREA_CM2:
+        # the same bound as a program file's electrode_area_cm2
+        raise UsageError(
+            f"--area {args.area:g}: electrode area is out of range; allowed "
+            f"{ELECTRODE_AREA_CM2} (the area of one electrode)"
+        )
+    if args.onset_days is not None:
+        days = whole_number(args.onset_days)
+        if days is None or days > MAX_ONSET_DAYS:
+            raise UsageError(
+                f"--onset-days {shown(args.onset_days)}: days since onset is not a whole number "
+                f"in range; allowed 0..{MAX_ONSET_DAYS} (0 is the day the palsy began)"
+            )
+        args.onset_days = days
+    if args.virtual_time and not args.device.startswith("sim:"):
+        raise UsageError(
+            f"--virtual-time with --device {shown(args.device)}: virtual time is for simulators "
+            "only; allowed sim:<device> (e.g. sim:et312), or leave out --virtual-time for a "
+            "real device"
+        )
+    check_device_spec(args.device)
 
 
 def _clock(seconds: float) -> str:
@@ -60,23 +122,126 @@ def status_line(status: SessionStatus) -> str:
     )
 
 
-def _trace_writer(stream: TextIO) -> Callable[[int, VettedFrame], None]:
-    """``--trace``: one JSON line per frame written to the device."""
+class TraceWriter:
+    """``--trace``: one JSON line per frame written to the device.
 
-    def write(index: int, frame: VettedFrame) -> None:
-        line = {
-            "i": index,
-            "t": round(frame.t_s, 6),
-            "zero": frame.zero,
-            "channels": {
-                c.name: {"level_du": c.level_du, "hz": c.frequency_hz, "intensity": c.intensity}
-                for c in frame.channels
-            },
-        }
-        stream.write(json.dumps(line) + "\n")
-        stream.flush()
+    Called on the IO thread for every frame the device took. A write that fails (a full
+    disk, ``/dev/full``, a pipe whose reader quit) ends the trace, never the session: the
+    writer says so once through ``notice`` and ignores every later frame."""
 
-    return write
+    def __init__(self, stream: TextIO, name: str, notice: Callable[[str], None]) -> None:
+        self.stream = stream
+        self.name = name
+        self.notice = notice
+        self.failed: str | None = None
+
+    def __call__(self, index: int, frame: VettedFrame) -> None:
+        if self.failed is not None:
+            return
+        try:
+            line = {
+                "i": index,
+                "t": round(frame.t_s, 6),
+                "zero": frame.zero,
+                "channels": {
+                    c.name: {"level_du": c.level_du, "hz": c.frequency_hz, "intensity": c.intensity}
+                    for c in frame.channels
+                },
+            }
+            self.stream.write(json.dumps(line) + "\n")
+            self.stream.flush()
+        except Exception as exc:  # OSError (full, pipe closed), ValueError (stream closed)
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or "failed"
+            self.failed = reason
+            silence_broken_stdout(self.stream)
+            self.notice(
+                f"trace stopped: writing {self.name} failed ({reason}) at frame {index}; "
+                "the session goes on"
+            )
+
+
+def _open_trace(path: str, stack: contextlib.ExitStack) -> tuple[TextIO, str]:
+    """The trace's stream, checked before anything is sent: '-' is standard output; else a
+    file in an existing directory (made 0600), or a FIFO some program is reading."""
+    if path == "-":
+        return sys.stdout, "standard output"
+    name = shown(path)
+    allowed = "allowed '-' (standard output) or a writable file in an existing directory"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--trace {name}: cannot write the trace ({reason}); {allowed}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UsageError(f"--trace {name}: is a directory; {allowed}")
+    # O_NONBLOCK: opening a FIFO nobody reads fails at once (ENXIO) instead of waiting
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if mode is None or stat.S_ISREG(mode):
+        flags |= os.O_TRUNC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise UsageError(
+                f"--trace {name}: is a named pipe (FIFO) that no program is reading; "
+                f"start its reader first, or {allowed[len('allowed ') :]}"
+            ) from None
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--trace {name}: cannot write the trace ({reason}); {allowed}") from None
+    if getattr(os, "O_NONBLOCK", 0):
+        os.set_blocking(fd, True)  # the frames themselves are written as before
+    stream = os.fdopen(fd, "w", encoding="utf-8")
+    stack.callback(_close_quietly, stream)
+    return stream, path
+
+
+def _close_quietly(stream: TextIO) -> None:
+    with contextlib.suppress(Exception):  # a trace that failed has said so already
+        stream.close()
+
+
+class _Output:
+    """Standard output (or stderr) for ``acustim run``: a write that fails (the reader of
+    ``acustim run ... | head`` quit) stops the output, never the session; ``on_fail`` says
+    so once (on stderr)."""
+
+    def __init__(self, stream: TextIO, on_fail: Callable[[str], None] | None = None) -> None:
+        self.stream = stream
+        self.on_fail = on_fail
+        self.broken = False
+        self._lock = threading.Lock()
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except Exception:
+            return False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                with self._lock:
+                    self.stream.write(text)
+            except Exception as exc:
+                self._fail(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                with self._lock:
+                    self.stream.flush()
+            except Exception as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self.broken = True
+        silence_broken_stdout(self.stream)
+        if self.on_fail is not None:
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            self.on_fail(reason)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -84,24 +249,30 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # Everything the user gave is read and checked before the store or a device is opened.
+    _check_options(args)
     program = load_program(args.program)
     levels = _channel_values(args.level, "level")
     ceilings = _channel_values(args.ceiling, "ceiling") or None
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError(f"--duration {args.duration:g}: must be > 0 seconds")
+    screening = load_answers(args.screening) if args.screening else None
     records: Path | bool = Path(args.store) if args.store else not args.no_record
 
+    err = cast(TextIO, _Output(err))  # a broken stderr never ends the session
+
+    def say(message: str) -> None:
+        print(f"  ! {message}", file=err, flush=True)
+
+    def out_failed(reason: str) -> None:
+        say(f"standard output failed ({reason}): no more status lines; the session goes on")
+
+    out = cast(TextIO, _Output(out, out_failed))
     with contextlib.ExitStack() as stack:
         trace = None
         if args.trace:
-            stream = (
-                sys.stdout
-                if args.trace == "-"
-                else stack.enter_context(open(args.trace, "w", encoding="utf-8"))
-            )
-            trace = _trace_writer(stream)
+            stream, name = _open_trace(args.trace, stack)
+            trace = TraceWriter(stream, name, say)
         engine = stack.enter_context(Engine(virtual_time=args.virtual_time, records=records))
-        return _run_session(engine, program, levels, ceilings, trace, args, out, err)
+        return _run_session(engine, program, levels, ceilings, screening, trace, args, out, err)
 
 
 def _run_session(
@@ -109,6 +280,7 @@ def _run_session(
     program: Program,
     levels: dict[str, int],
     ceilings: dict[str, int] | None,
+    screening: tuple[dict[str, bool], list[str]] | None,
     trace: Callable[[int, VettedFrame], None] | None,
     args: argparse.Namespace,
     out: TextIO,
@@ -118,8 +290,8 @@ def _run_session(
     profile = device.profile
     answers: dict[str, bool] | None = None
     acknowledged: list[str] = []
-    if args.screening:
-        answers, acknowledged = load_answers(args.screening)
+    if screening is not None:
+        answers, acknowledged = screening
     elif sys.stdin.isatty() and needs_screening(device, args.patient, engine):
         answers, acknowledged = ask(out, input)
 
@@ -128,21 +300,26 @@ def _run_session(
             return
         print(f"  ! {message}", file=err, flush=True)
 
-    session = device.start(
-        program,
-        levels=levels,
-        ceilings=ceilings,
-        duration_s=args.duration,
-        rise_fraction_per_s=args.ramp,
-        electrode_area_cm2=args.area,
-        patient=args.patient,
-        notes=args.notes,
-        screening=answers,
-        acknowledged=acknowledged,
-        onset_days=args.onset_days,
-        on_notice=notice,
-        on_frame=trace,
-    )
+    try:
+        session = device.start(
+            program,
+            levels=levels,
+            ceilings=ceilings,
+            duration_s=args.duration,
+            rise_fraction_per_s=args.ramp,
+            electrode_area_cm2=args.area,
+            patient=args.patient,
+            notes=args.notes,
+            screening=answers,
+            acknowledged=acknowledged,
+            onset_days=args.onset_days,
+            on_notice=notice,
+            on_frame=trace,
+        )
+    except PlacementError as exc:  # a LimitError too: first
+        raise _placement_at_line(exc, program) from None
+    except LimitError as exc:
+        raise _with_deliverable(exc, program, profile) from None
     limits = session.runner.limits
     print(
         f"acustim {__version__}: {program.name} ({program.title}) on {args.device} "
@@ -221,6 +398,54 @@ def _report(
     return EXIT_FAULT
 
 
+def _placement_at_line(exc: PlacementError, program: Program) -> PlacementError:
+    """A placement refusal of a program file names the file and the line of the first
+    refused channel's sites, as ``acustim validate`` does."""
+    if program.source_path is None:
+        return exc
+    try:
+        check_program(program)
+    except PlacementError as located:
+        return located
+    return exc
+
+
+def _fit_error(program: Program, profile: DeviceProfile) -> str | None:
+    """Why ``profile``'s device cannot deliver ``program`` as written, or None if it can
+    (the checks a session makes before anything is sent: ``safety.limits`` and
+    ``safety.fit``, on the render the session would stream)."""
+    limits = profile.limits
+    try:
+        resolve_limits(limits, program)
+        check_program_fits(
+            program,
+            render(program, limits.sample_period_s),
+            limits,
+            device_name=profile.name,
+            pulse_width_controlled=profile.pulse_width_controlled,
+        )
+    except LimitError as exc:
+        return str(exc)
+    return None
+
+
+def deliverable_builtins(profile: DeviceProfile) -> list[str]:
+    """The built-in programs ``profile``'s device can deliver as written."""
+    return [name for name in builtin_names() if _fit_error(load_builtin(name), profile) is None]
+
+
+def _with_deliverable(exc: LimitError, program: Program, profile: DeviceProfile) -> LimitError:
+    """A refusal because the device cannot deliver the program says what it can run."""
+    if _fit_error(program, profile) != str(exc):
+        return exc  # another refusal (a level, a ceiling): nothing to add
+    names = deliverable_builtins(profile)
+    can = ", ".join(names) if names else "none"
+    return LimitError(
+        f"{str(exc).rstrip('. ')}; built-in programs {profile.name} can run: {can} "
+        "('acustim show NAME' describes one)"
+    )
+
+
 def needs_screening(device: Device, patient: str | None, engine: Engine) -> bool:
     """No answers given: would the session need them (and are none on record)?"""
     if not screening_needed(simulated=device.simulator is not None, patient=patient):
@@ -282,7 +507,6 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--onset-days",
-        type=int,
         metavar="DAYS",
         help="days since the onset of Bell's palsy (the Bell's palsy programs need it)",
     )
@@ -301,7 +525,7 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--status-every",
-        type=float,
+        type=seconds_in(*STATUS_EVERY_S, "--status-every"),
         default=5.0,
         metavar="S",
         help="seconds between status lines when output is not a terminal (default 5)",

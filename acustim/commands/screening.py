@@ -8,13 +8,15 @@ session record; later runs for the same patient use them (re-checked against eac
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TextIO
 
-from acustim.commands._common import EXIT_OK, UsageError
+from acustim.commands._common import EXIT_OK, UsageError, read_regular_file
 from safety.screening import SCREENING_QUESTIONS
+from waveforms.files import deepest_nesting
 
 
 def template() -> str:
@@ -35,25 +37,121 @@ def template() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: A screening file is a few dozen lines; anything far bigger is not one.
+MAX_SCREENING_BYTES = 64 * 1024
+_TOP_KEYS = ("acknowledged", "answers")
+_LONG_NUMBER = re.compile(r"[0-9_]{4300,}")
+_SYNTAX_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _short(value: object) -> str:
+    """A value for a message: short, on one line, never recursing into nested arrays."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 40 else value[:40] + "...", ensure_ascii=False)
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else "(a very long integer)"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "(an array)"
+    if isinstance(value, dict):
+        return "(a table)"
+    return f"(a {type(value).__name__})"
+
+
+def _key_line(text: str, key: str, table: str | None = None) -> int | None:
+    """The line where ``key = ...`` is written (in ``[table]`` if given), else the table's."""
+    name = re.escape(key)
+    match = re.search(rf"^[ \t]*(?:{name}|\"{name}\"|'{name}')[ \t]*=", text, re.MULTILINE)
+    if match is None and table is not None:
+        match = re.search(rf"^[ \t]*\[[ \t]*{re.escape(table)}[ \t]*\]", text, re.MULTILINE)
+    return None if match is None else text.count("\n", 0, match.start()) + 1
+
+
+def _at(path: str, line: int | None) -> str:
+    return path if line is None else f"{path}:{line}"
+
+
 def load_answers(path: str) -> tuple[dict[str, bool], list[str]]:
-    """Read a screening file; every problem is one line naming the file."""
+    """Read a screening file; every problem is one line naming the file (and the line).
+
+    Only a regular file of at most 64 KiB is read (a FIFO would wait for a writer forever)."""
+    data = read_regular_file(path, "the screening file", MAX_SCREENING_BYTES)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the screening file ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not a screening file: {exc}") from None
-    answers = data.get("answers")
-    acknowledged = data.get("acknowledged", [])
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(
+            f"{path}:{line}: not a screening file: byte 0x{data[exc.start]:02x} is not UTF-8 "
+            "text; allowed UTF-8 text ('acustim screening' prints a template)"
+        ) from None
+    # Arrays nested hundreds deep: refused before tomllib (which may exhaust its stack on
+    # them) and before any message could recurse into them.
+    depth, deepest = deepest_nesting(text)
+    if depth > 2:  # acknowledged = [...] is the only array a screening file needs
+        raise UsageError(
+            f"{path}:{deepest}: not a screening file: arrays nested {depth} levels deep; "
+            "allowed true or false for each answer and one list of keys under acknowledged"
+        )
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message, at_line = str(exc), None
+        position = _SYNTAX_POSITION.search(message)
+        if position:
+            message, at_line = message[: position.start()], int(position.group(1))
+        raise UsageError(
+            f"{_at(path, at_line)}: not a screening file: {message}; allowed TOML "
+            "('acustim screening' prints a template)"
+        ) from None
+    except RecursionError:  # not reached after the check above; never a traceback anyway
+        raise UsageError(
+            f"{path}: not a screening file: nested too deep; allowed true or false for each "
+            "answer and one list of keys under acknowledged"
+        ) from None
+    except ValueError:  # an integer of thousands of digits: Python refuses to read it
+        found = _LONG_NUMBER.search(text)
+        where = path if found is None else f"{path}:{text.count(chr(10), 0, found.start()) + 1}"
+        digits = 0 if found is None else len(found.group())
+        raise UsageError(
+            f"{where}: not a screening file: a number of {digits} digits is too long to read; "
+            "allowed true or false for each answer"
+        ) from None
+    answers = parsed.get("answers")
+    acknowledged = parsed.get("acknowledged", [])
     if not isinstance(answers, Mapping):
         raise UsageError(f"{path}: no [answers] table; 'acustim screening' prints a template")
+    for key in parsed:
+        if key not in _TOP_KEYS:
+            raise UsageError(
+                f"{_at(path, _key_line(text, key))}: {_short(key)} is an unknown key; allowed "
+                "keys acknowledged and [answers] ('acustim screening' prints a template)"
+            )
+    known = {q.key for q in SCREENING_QUESTIONS}
+    allowed_keys = ", ".join(q.key for q in SCREENING_QUESTIONS)
     if not isinstance(acknowledged, list) or not all(isinstance(a, str) for a in acknowledged):
-        raise UsageError(f"{path}: acknowledged must be a list of question keys")
+        raise UsageError(
+            f"{_at(path, _key_line(text, 'acknowledged'))}: acknowledged must be a list of "
+            f"question keys; allowed a list of {allowed_keys}"
+        )
+    for key in acknowledged:
+        if key not in known:
+            raise UsageError(
+                f"{_at(path, _key_line(text, 'acknowledged'))}: acknowledged {_short(key)} is "
+                f"not a question; allowed {allowed_keys}"
+            )
     out: dict[str, bool] = {}
     for key, value in answers.items():
+        where = _at(path, _key_line(text, str(key), "answers"))
+        if key not in known:
+            raise UsageError(
+                f"{where}: answers.{_short(key)} is not a question; allowed {allowed_keys}"
+            )
         if not isinstance(value, bool):
             raise UsageError(
-                f"{path}: answers.{key} = {value!r} is not answered; allowed true or false"
+                f"{where}: answers.{key} = {_short(value)} is not answered; allowed true or false"
             )
         out[str(key)] = value
     return out, list(acknowledged)

@@ -13,7 +13,7 @@ import threading
 from types import FrameType
 from typing import Any, TextIO
 
-from acustim.commands._common import EXIT_OK, UsageError
+from acustim.commands._common import EXIT_OK, UsageError, seconds_in
 from device_profiles.profile import load_profile
 from firmware_bridge.link import BYTE_STREAM_SIMULATORS, simulator_factory
 from simulators.clock import WallClock
@@ -89,7 +89,7 @@ def register(sub: Any) -> None:
     simulate.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal")
     simulate.add_argument(
         "--status-every",
-        type=float,
+        type=seconds_in(0.1, 3600.0, "--status-every"),
         default=5.0,
         metavar="S",
         help="seconds between lines about what the device delivers (default 5)",

@@ -38,15 +38,19 @@ low_high_s = st.integers(500, 2000).map(lambda ms: ms / 1000)
 ticks_s = st.sampled_from([0.001, 0.007, 0.01, 0.025, 0.03, 0.1, 0.125, 0.333, 1.0])
 
 continuous = st.builds(Continuous, durations_s, frequencies_hz, pulse_widths_us, intensities)
-dense_disperse = st.builds(
-    DenseDisperse,
-    durations_s,
-    pulse_widths_us,
-    intensities,
-    low_hz=frequencies_hz,
-    high_hz=frequencies_hz,
-    low_s=low_high_s,
-    high_s=low_high_s,
+# two different rates, the lower one first: a program needs low_hz below high_hz
+low_and_high_hz = st.lists(frequencies_hz, min_size=2, max_size=2, unique=True).map(sorted)
+dense_disperse = low_and_high_hz.flatmap(
+    lambda hz: st.builds(
+        DenseDisperse,
+        durations_s,
+        pulse_widths_us,
+        intensities,
+        low_hz=st.just(hz[0]),
+        high_hz=st.just(hz[1]),
+        low_s=low_high_s,
+        high_s=low_high_s,
+    )
 )
 intermittent = st.builds(
     Intermittent,
