@@ -20,9 +20,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from acustim.events import NoticeHandler
 from acustim.gate import admit
 from acustim.records import RecordStore, validate_patient_code
-from acustim.runner import NoticeHandler, SessionConfig, SessionRunner, SessionStatus
+from acustim.runner import SessionConfig, SessionRunner, SessionStatus
 from device_profiles.profile import DeviceProfile, load_profile
 from firmware_bridge.driver import make_driver
 from firmware_bridge.errors import UnknownDeviceError

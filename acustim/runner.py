@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
+from acustim.events import EventKind, NoticeHandler, SessionEvent, event_kind
 from acustim.records import ChannelFrame, EventRow, FrameRow, RecordStore
 from device_profiles.profile import DeviceProfile
 from firmware_bridge.driver import DeviceDriver
@@ -27,7 +29,7 @@ from firmware_bridge.events import (
     LinkLost,
     StrengthReport,
 )
-from firmware_bridge.streamer import Streamer, StreamResult, StreamStats
+from firmware_bridge.streamer import Outcome, Streamer, StreamResult, StreamStats
 from safety import fit as safety_fit
 from safety.guard import Guard, Notice, Phase, VettedFrame, check_levels
 from safety.limits import SessionLimits, check_reconnect_s, resolve_limits
@@ -67,11 +69,21 @@ class ChannelStatus:
     rms_current_ma: float | None = None
 
 
+class SessionState(StrEnum):
+    """Where a session is, for displays."""
+
+    CONNECTING = "connecting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    ENDING = "ending"  # ramping down at the end
+    ENDED = "ended"
+
+
 @dataclass(frozen=True)
 class SessionStatus:
     """A snapshot for displays: replaced whole on every frame, so readers need no lock."""
 
-    state: str  # connecting | running | paused | ending | ended
+    state: SessionState
     elapsed_s: float = 0.0
     total_s: float = 0.0
     program_s: float = 0.0
@@ -147,8 +159,6 @@ def check_program_fits(
     )
 
 
-NoticeHandler = Callable[[str, str], None]  # (kind, message)
-
 #: Longest a connect (or one reconnect attempt) may take before it counts as failed.
 CONNECT_TIMEOUT_S = 15.0
 #: Longest closing a link may take.
@@ -199,7 +209,8 @@ class SessionRunner:
         self.streamer: Streamer | None = None
         self.session_id: int | None = None
         self.status = SessionStatus(
-            state="connecting", total_s=min(self.limits.max_session_s, config.program.duration_s)
+            state=SessionState.CONNECTING,
+            total_s=min(self.limits.max_session_s, config.program.duration_s),
         )
         self._t0 = 0.0
         self._finishing = False
@@ -222,8 +233,10 @@ class SessionRunner:
         self.guard.set_level(channel, level_du, self._now())
         if level_du > 0 and self.source.paused:
             self.source.paused = False
-            self._event("resume", f"resumed by raising {channel} to {level_du} du")
-        self._event("level", f"{channel} set to {level_du} du", {channel: level_du})
+            self._event(EventKind.RESUME, f"resumed by raising {channel} to {level_du} du")
+        self._event(
+            EventKind.LEVEL, f"{channel} set to {level_du} du", {channel: level_du}, channel=channel
+        )
 
     def pause(self) -> None:
         """Zero output now and hold the program; raising a level resumes."""
@@ -232,16 +245,16 @@ class SessionRunner:
         else:
             self.guard.stop(self._now())
         self.source.paused = True
-        self._event("pause", "paused: output zero; raise a level to resume")
+        self._event(EventKind.PAUSE, "paused: output zero; raise a level to resume")
 
     def stop(self, reason: str = "stopped by the practitioner") -> None:
         """Emergency stop: zero on the wire at once, and the session ends."""
         if self.streamer is not None and self.streamer.running:
-            self.streamer.end("stopped", reason)
+            self.streamer.end(Outcome.STOPPED, reason)
         else:
             self.guard.end(self._now())
             if self.result is None:
-                self.result = StreamResult("stopped", reason)
+                self.result = StreamResult(Outcome.STOPPED, reason)
 
     # --- the session ----------------------------------------------------------------------------
     async def run(self) -> StreamResult:
@@ -254,7 +267,7 @@ class SessionRunner:
                 await self.driver.connect(self.limits)
         except Exception as exc:
             await self._close_quietly()
-            self.result = StreamResult("fault", f"could not connect: {_describe(exc)}")
+            self.result = StreamResult(Outcome.FAULT, f"could not connect: {_describe(exc)}")
             self.status = self._ended_status()
             return self.result
         try:
@@ -275,10 +288,10 @@ class SessionRunner:
                 await self._stream()
         except Exception as exc:  # a bug or a records failure: never leave output on
             self.guard.end(loop.time())
-            self.result = StreamResult("fault", f"session failed: {_describe(exc)}")
+            self.result = StreamResult(Outcome.FAULT, f"session failed: {_describe(exc)}")
         except asyncio.CancelledError:  # the engine is closing: zero and close, then go on
             self.guard.end(loop.time())
-            self.result = self.result or StreamResult("stopped", "the engine was closed")
+            self.result = self.result or StreamResult(Outcome.STOPPED, "the engine was closed")
             await self._end_reconnect()
             await self._close_quietly()
             raise
@@ -291,7 +304,7 @@ class SessionRunner:
                 f"{self.result.reason}; WARNING: zero output was not confirmed and "
                 f"{self.profile.name} keeps stimulating by itself: switch it off at the device",
             )
-        self._event("end", f"session {self.result.outcome}: {self.result.reason}")
+        self._event(EventKind.END, f"session {self.result.outcome}: {self.result.reason}")
         if self.store is not None and self.session_id is not None:
             try:
                 self.store.end_session(
@@ -305,15 +318,17 @@ class SessionRunner:
     async def _stream(self) -> None:
         program = self.config.program
         self.guard.start(self._t0)
-        self._event("start", f"session started: {program.name} on {self.device_label}")
+        self._event(EventKind.START, f"session started: {program.name} on {self.device_label}")
         for note in self.start_notes:
-            self._event("pulse_width", note)
+            self._event(EventKind.PULSE_WIDTH, note)
         for warning in self.config.warnings:
-            self._event("placement", warning)
+            self._event(EventKind.PLACEMENT, warning)
         if not self.source.paused:  # a pause while connecting keeps every level at zero
             for name, level in self.config.levels_du.items():
                 self.guard.set_level(name, level, self._t0)
-                self._event("level", f"{name} set to {level} du", {name: level})
+                self._event(
+                    EventKind.LEVEL, f"{name} set to {level} du", {name: level}, channel=name
+                )
         self.streamer = Streamer(
             self.driver,
             self.guard,
@@ -321,14 +336,14 @@ class SessionRunner:
             on_frame=self._frame_sent,
             on_link_lost=self._write_found_link_lost if self.config.reconnect_s > 0 else None,
         )
-        self.status = replace(self.status, state="running", session_id=self.session_id)
+        self.status = replace(self.status, state=SessionState.RUNNING, session_id=self.session_id)
         self.result = await self.streamer.run()
 
     def _ended_status(self) -> SessionStatus:
         r = self.result
         return replace(
             self.status,
-            state="ended",
+            state=SessionState.ENDED,
             outcome=r.outcome if r else None,
             reason=r.reason if r else None,
         )
@@ -351,7 +366,7 @@ class SessionRunner:
                 await self.streamer.final_zero()
         except Exception as exc:
             self.zero_confirmed = False
-            self._event("close_failed", f"the last zero frame failed: {_describe(exc)}")
+            self._event(EventKind.CLOSE_FAILED, f"the last zero frame failed: {_describe(exc)}")
         finally:
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
@@ -360,7 +375,7 @@ class SessionRunner:
                     else:
                         await self.driver.close(self.guard.zero_frame(self._now()))
             except Exception as exc:
-                self._event("close_failed", f"closing the link failed: {_describe(exc)}")
+                self._event(EventKind.CLOSE_FAILED, f"closing the link failed: {_describe(exc)}")
 
     def _demand(self, index: int, now_s: float) -> Sequence[ChannelDemand]:
         demand = self.source(index, now_s)
@@ -394,7 +409,7 @@ class SessionRunner:
             except AcustimError as exc:  # the record cannot be kept: stop output
                 self.record_error = str(exc)
                 if self.streamer is not None:
-                    self.streamer.end("fault", f"records failed: {exc}")
+                    self.streamer.end(Outcome.FAULT, f"records failed: {exc}")
         if self.on_frame is not None:
             self.on_frame(index, frame)
         self._update_status(frame, t_s)
@@ -404,9 +419,9 @@ class SessionRunner:
         labels = self.source.segment_labels()
         phase = self.guard.phase
         state = {
-            Phase.ENDING: "ending",
-            Phase.ENDED: "ended" if self.result else "ending",
-        }.get(phase, "paused" if self.source.paused else "running")
+            Phase.ENDING: SessionState.ENDING,
+            Phase.ENDED: SessionState.ENDED if self.result else SessionState.ENDING,
+        }.get(phase, SessionState.PAUSED if self.source.paused else SessionState.RUNNING)
         channels = tuple(
             ChannelStatus(
                 name=c.name,
@@ -448,24 +463,28 @@ class SessionRunner:
                 for name in self.limits.channel_names:
                     if name in event.levels_du:
                         self.guard.device_level(name, event.levels_du[name], now)
-                self._event("device_level", "device changed its levels", dict(event.levels_du))
+                self._event(
+                    EventKind.DEVICE_LEVEL, "device changed its levels", dict(event.levels_du)
+                )
         elif isinstance(event, BatteryReport):
             if event.percent != self._battery_percent:
                 self._battery_percent = event.percent
-                self._event("battery", f"battery {event.percent} %", {"percent": event.percent})
+                self._event(
+                    EventKind.BATTERY, f"battery {event.percent} %", {"percent": event.percent}
+                )
                 if event.percent <= LOW_BATTERY_PERCENT:
                     self._event(
-                        "low_battery",
+                        EventKind.LOW_BATTERY,
                         f"device battery low ({event.percent} %): output may weaken or stop",
                         {"percent": event.percent},
                     )
         elif isinstance(event, DeviceNotice):
-            if event.kind == "firmware":
+            if event.kind == EventKind.FIRMWARE:
                 self._firmware = event.message
                 if self.store is not None and self.session_id is not None:
                     self.store.set_session_firmware(self.session_id, event.message)
-            self._event(event.kind, event.message, dict(event.data))
-            if event.kind == "electrode_off" and self.streamer is not None:
+            self._event(event_kind(event.kind), event.message, dict(event.data))
+            if event.kind == EventKind.ELECTRODE_OFF and self.streamer is not None:
                 # current would jump when the electrode touches again: zero until re-raised
                 self.pause()
         elif isinstance(event, LinkLost):
@@ -476,14 +495,14 @@ class SessionRunner:
                 self._notice(notice)
             if not self.profile.stops_when_host_silent and not self.zero_confirmed:
                 self._event(
-                    "runs_on",
+                    EventKind.RUNS_ON,
                     f"WARNING: the link is lost and {self.profile.name} keeps stimulating by "
                     "itself at its last output: switch it off at the device",
                 )
             streamer = self.streamer
             if streamer is None or not streamer.running:
                 if self.result is None:
-                    self.result = StreamResult("fault", f"device link lost: {event.reason}")
+                    self.result = StreamResult(Outcome.FAULT, f"device link lost: {event.reason}")
             elif self.config.reconnect_s > 0:
                 streamer.link_up = False
                 self.source.paused = True
@@ -491,7 +510,7 @@ class SessionRunner:
                     self._reconnect(event.reason)
                 )
             else:
-                streamer.end("fault", f"device link lost: {event.reason}")
+                streamer.end(Outcome.FAULT, f"device link lost: {event.reason}")
 
     def _write_found_link_lost(self, reason: str) -> None:
         self._device_event(LinkLost(reason))
@@ -507,10 +526,12 @@ class SessionRunner:
                 async with asyncio.timeout(min(CONNECT_TIMEOUT_S, remaining)):
                     await self.driver.connect(self.limits)
             except Exception as exc:
-                self._event("reconnect_failed", f"reconnect {attempt} failed: {_describe(exc)}")
+                self._event(
+                    EventKind.RECONNECT_FAILED, f"reconnect {attempt} failed: {_describe(exc)}"
+                )
                 if loop.time() + 1.0 > deadline:
                     self.streamer.end(
-                        "fault",
+                        Outcome.FAULT,
                         f"device link lost ({reason}) and not back within "
                         f"{self.config.reconnect_s:g} s",
                     )
@@ -523,7 +544,7 @@ class SessionRunner:
             self.streamer.link_up = True
             self.reconnects += 1
             self._event(
-                "reconnected",
+                EventKind.RECONNECTED,
                 "reconnected: device limits written again; levels are at zero, "
                 "raise a level to resume",
             )
@@ -531,11 +552,23 @@ class SessionRunner:
 
     # --- records --------------------------------------------------------------------------------
     def _notice(self, notice: Notice) -> None:
-        self._event(notice.kind, notice.message, {"channel": notice.channel})
+        self._event(
+            event_kind(notice.kind),
+            notice.message,
+            {"channel": notice.channel},
+            channel=notice.channel,
+        )
 
-    def _event(self, kind: str, message: str, data: dict[str, object] | None = None) -> None:
+    def _event(
+        self,
+        kind: EventKind,
+        message: str,
+        data: dict[str, object] | None = None,
+        *,
+        channel: str | None = None,
+    ) -> None:
         if self.on_notice is not None:
-            self.on_notice(kind, message)
+            self.on_notice(SessionEvent(kind, message, channel, dict(data or {})))
         if self.store is None or self.session_id is None or self.record_error is not None:
             return
         loop = asyncio.get_running_loop()
@@ -547,7 +580,7 @@ class SessionRunner:
         except AcustimError as exc:
             self.record_error = str(exc)
             if self.streamer is not None and self.streamer.running:
-                self.streamer.end("fault", f"records failed: {exc}")
+                self.streamer.end(Outcome.FAULT, f"records failed: {exc}")
 
     def _meta(self) -> dict[str, object]:
         program = self.config.program

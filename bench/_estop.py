@@ -27,6 +27,7 @@ import time
 from bench._common import BenchReport, GilLoad, report, spread_ms
 from bench._rig import WallRig, bench_program, open_rig
 from device_profiles.profile import load_profile
+from firmware_bridge.streamer import Outcome
 from simulators.coyote3 import CHANNELS
 
 NAME = "estop_latency"
@@ -103,7 +104,7 @@ def run(quick: bool = False) -> BenchReport:
                         zero_before_wire += 1
         in_loop_s = list(rig.streamer.stats.stop_latencies_s)
         outcome = "running" if not stream.done() else stream.result().outcome
-        rig.io.call(lambda: rig.streamer.end("completed", "bench: stop cycles done"))
+        rig.io.call(lambda: rig.streamer.end(Outcome.COMPLETED, "bench: stop cycles done"))
         stream.result(timeout=10.0)
     finally:
         rig.close()

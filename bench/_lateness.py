@@ -25,7 +25,7 @@ import time
 from bench._common import BenchReport, GilLoad, percentile, report, spread_ms
 from bench._rig import bench_profile, bench_program, open_rig
 from firmware_bridge.runtime import IoThread
-from firmware_bridge.streamer import StreamResult
+from firmware_bridge.streamer import Outcome, StreamResult
 from safety.guard import VettedFrame
 
 NAME = "frame_lateness"
@@ -61,7 +61,7 @@ class _Run:
             self.streamer_s.append(lateness_s)
             if len(self.wire_s) >= self.frames:
                 done = True
-                rig.streamer.end("completed", f"bench: {self.frames} frames streamed")
+                rig.streamer.end(Outcome.COMPLETED, f"bench: {self.frames} frames streamed")
 
         rig = open_rig(profile, program, levels_du={"A": 40, "B": 30}, on_frame=on_frame)
         try:

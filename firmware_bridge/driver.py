@@ -16,7 +16,7 @@ from device_profiles.profile import DeviceProfile
 from firmware_bridge.errors import ProtocolError, UnknownDeviceError
 from firmware_bridge.events import BatteryReport, DeviceEvent, LinkLost
 from firmware_bridge.transport import Transport
-from safety.guard import VettedFrame
+from safety.guard import VettedFrame, require_vetted
 from safety.limits import SessionLimits
 
 EventHandler = Callable[[DeviceEvent], None]
@@ -71,7 +71,11 @@ class DeviceDriver(ABC):
         """Encode and write one frame (called with the write lock held)."""
 
     async def send(self, frame: VettedFrame) -> None:
-        """Write one vetted frame. Frames never interleave on the wire."""
+        """Write one vetted frame. Frames never interleave on the wire.
+
+        The one check, for every device, that the frame was made by the safety guard:
+        anything else is refused (``UnvettedFrameError``) before a byte is written."""
+        frame = require_vetted(frame)
         async with self._write_lock:
             await self._write_frame(frame)
 

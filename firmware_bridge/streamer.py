@@ -18,6 +18,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from firmware_bridge.driver import DeviceDriver
 from firmware_bridge.errors import TransportClosed
@@ -32,9 +33,17 @@ FrameHandler = Callable[[int, VettedFrame, float], None]
 """Called after a frame is on the wire: (sequence number, frame, lateness in seconds)."""
 
 
+class Outcome(StrEnum):
+    """How a stream (and so a session) ended."""
+
+    COMPLETED = "completed"  # the program ran to its end (or its time limit)
+    STOPPED = "stopped"  # the practitioner, Ctrl-C or the closing app stopped it
+    FAULT = "fault"  # the device, the link, the loop or the records failed
+
+
 @dataclass(frozen=True)
 class StreamResult:
-    outcome: str  # "completed" | "stopped" | "fault"
+    outcome: Outcome
     reason: str
 
 
@@ -58,7 +67,7 @@ class StreamStats:
 
 
 _LOST_AT_END = StreamResult(
-    "fault", "the device link was lost and the session's time ran out before it came back"
+    Outcome.FAULT, "the device link was lost and the session's time ran out before it came back"
 )
 
 #: How long before a deadline the streamer stops sleeping and spins (the selector's timeout
@@ -128,7 +137,7 @@ class Streamer:
         zero = self.guard.stop(requested)
         return self._out_of_band(loop, zero, requested)
 
-    def end(self, outcome: str, reason: str) -> asyncio.Task[None]:
+    def end(self, outcome: Outcome, reason: str) -> asyncio.Task[None]:
         """End the stream now with zero output (Ctrl-C, window closed, link lost, fault)."""
         loop = asyncio.get_running_loop()
         requested = loop.time()
@@ -153,9 +162,9 @@ class Streamer:
             async with asyncio.timeout(self.write_timeout_s):
                 await self.driver.send(zero)
         except Exception as exc:  # the link is gone: the stream ends as a fault
-            if self._result is None or self._result.outcome != "fault":
+            if self._result is None or self._result.outcome != Outcome.FAULT:
                 self._result = StreamResult(
-                    "fault", f"could not write zero output: {_describe(exc, self)}"
+                    Outcome.FAULT, f"could not write zero output: {_describe(exc, self)}"
                 )
             self._wake.set()
             return
@@ -261,12 +270,12 @@ class Streamer:
                     self._result = (
                         _LOST_AT_END
                         if self.guard.ended_while_link_down
-                        else StreamResult("completed", "session completed")
+                        else StreamResult(Outcome.COMPLETED, "session completed")
                     )
                 i += 1
         except asyncio.CancelledError:
             # the IO thread is shutting down under us: zero first, then let the cancel go on
-            self._result = self._result or StreamResult("stopped", "the engine was closed")
+            self._result = self._result or StreamResult(Outcome.STOPPED, "the engine was closed")
             zero = self.guard.end(loop.time())
             if self.link_up:
                 with contextlib.suppress(Exception):
@@ -276,7 +285,7 @@ class Streamer:
             raise
         except Exception as exc:
             reason = _describe(exc, self)
-            self._result = StreamResult("fault", reason)
+            self._result = StreamResult(Outcome.FAULT, reason)
             zero = self.guard.end(loop.time())
             try:
                 if self.link_up:
@@ -285,7 +294,7 @@ class Streamer:
                     self._sent(zero, 0.0)
             except Exception as send_exc:
                 self._result = StreamResult(
-                    "fault", f"{reason}; zero not confirmed: {_describe(send_exc, self)}"
+                    Outcome.FAULT, f"{reason}; zero not confirmed: {_describe(send_exc, self)}"
                 )
         if self._oob:  # let an emergency zero finish before reporting the end
             await asyncio.gather(*self._oob, return_exceptions=True)

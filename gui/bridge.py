@@ -18,8 +18,8 @@ from PySide6.QtCore import QObject, Signal
 class Bridge(QObject):
     """Signals that carry news from the IO and worker threads to the GUI thread."""
 
-    #: (kind, message) from a session's ``on_notice`` (IO thread)
-    notice = Signal(str, str)
+    #: an ``acustim.events.SessionEvent`` from a session's ``on_notice`` (IO thread)
+    notice = Signal(object)
     #: (token, result, error) of work run off the GUI thread; error is an exception or None
     finished = Signal(int, object, object)
 

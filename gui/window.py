@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from acustim.engine import Device, Engine, Session, load_program
+from acustim.events import EventKind, SessionEvent
 from acustim.gate import recorded_answers, screening_needed
 from acustim.live import LiveBuffer
 from acustim.records import validate_patient_code
@@ -537,8 +538,8 @@ class MainWindow(QMainWindow):
         )
         signal = self.bridge.notice
 
-        def on_notice(kind: str, message: str) -> None:  # IO thread: hand over, nothing else
-            signal.emit(kind, message)
+        def on_notice(event: SessionEvent) -> None:  # IO thread: hand over, nothing else
+            signal.emit(event)
 
         try:
             session = device.start(
@@ -611,15 +612,16 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # e.g. the session is ending: show it, never crash
             self.log.add("error", f"level {channel}: {exc}", "warn")
 
-    def _notice(self, kind: str, message: str) -> None:
+    def _notice(self, event: SessionEvent) -> None:
         if self.closed:
             return
-        if kind in ("end", "stop"):
+        kind, message = event.kind, event.message
+        if kind in (EventKind.END, EventKind.STOP):
             # the end is reported once, with its figures, by _session_ended; the guard's
             # "stop" repeats the pause or STOP line this window already wrote
             return
-        self.log.add(kind, message)
-        if kind == "link_lost":
+        self.log.add(kind, message, channel=event.channel)
+        if kind == EventKind.LINK_LOST:
             self.link_state = "lost"
             self.device_panel.set_link("lost")
             for card in self.channels.cards.values():
@@ -631,9 +633,9 @@ class MainWindow(QMainWindow):
             else:
                 self.header.banner.show_message(f"{message}. {self._output_now()}", "danger")
             self._update_controls()
-        elif kind == "resume":
+        elif kind == EventKind.RESUME:
             self.header.banner.clear_message()
-        elif kind == "reconnected":
+        elif kind == EventKind.RECONNECTED:
             self.link_state = "connected"
             self.device_panel.set_link("connected")
 
@@ -685,6 +687,8 @@ class MainWindow(QMainWindow):
 
     def _session_ended(self, session: Session) -> None:
         self._end_handled = True
+        outcome: str
+        reason: str
         try:
             result = session.wait(0.0)
             outcome, reason = result.outcome, result.reason

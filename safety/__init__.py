@@ -6,7 +6,15 @@ Pure: no I/O, no threads, no Qt, no clock of its own. Nothing reaches a device e
 """
 
 from safety.errors import LimitError, SafetyError, UnvettedFrameError
-from safety.guard import Guard, Notice, Phase, VettedChannel, VettedFrame, require_vetted
+from safety.guard import (
+    Guard,
+    Notice,
+    NoticeKind,
+    Phase,
+    VettedChannel,
+    VettedFrame,
+    require_vetted,
+)
 from safety.limits import (
     Calibration,
     ChannelLimits,
@@ -46,6 +54,7 @@ __all__ = [
     "Guard",
     "LimitError",
     "Notice",
+    "NoticeKind",
     "OnsetLimit",
     "Phase",
     "PlacementError",

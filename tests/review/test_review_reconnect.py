@@ -30,7 +30,7 @@ def test_a_level_set_while_the_link_is_down_does_not_resume_output_on_reconnect(
             program(),
             levels={"A": 10},
             reconnect_s=10.0,
-            on_notice=lambda k, m: notices.append((0.0, k, m)),
+            on_notice=lambda e: notices.append((0.0, e.kind, e.message)),
         )
 
         async def scenario() -> None:
