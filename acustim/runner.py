@@ -207,6 +207,7 @@ class SessionRunner:
         #: said once at the start (e.g. pulse widths the device delivers shorter)
         self.start_notes: list[str] = check_program_fits(config.program, profile, self.source)
         self.streamer: Streamer | None = None
+        self._link_up = True
         self.session_id: int | None = None
         self.status = SessionStatus(
             state=SessionState.CONNECTING,
@@ -329,13 +330,7 @@ class SessionRunner:
                 self._event(
                     EventKind.LEVEL, f"{name} set to {level} du", {name: level}, channel=name
                 )
-        self.streamer = Streamer(
-            self.driver,
-            self.guard,
-            self._demand,
-            on_frame=self._frame_sent,
-            on_link_lost=self._write_found_link_lost if self.config.reconnect_s > 0 else None,
-        )
+        self.streamer = Streamer(self.driver, self)
         self.status = replace(self.status, state=SessionState.RUNNING, session_id=self.session_id)
         self.result = await self.streamer.run()
 
@@ -377,14 +372,39 @@ class SessionRunner:
             except Exception as exc:
                 self._event(EventKind.CLOSE_FAILED, f"closing the link failed: {_describe(exc)}")
 
-    def _demand(self, index: int, now_s: float) -> Sequence[ChannelDemand]:
+    # --- the frames (the streamer's FrameSource: the runner is the guard's one owner) ----------
+    @property
+    def link_up(self) -> bool:
+        return self._link_up
+
+    def frame(self, index: int, now_s: float) -> VettedFrame:
+        """Program frame -> guard -> vetted frame; at the program's end the guard ramps down."""
         demand = self.source(index, now_s)
         if self.source.finished and not self._finishing:
             self._finishing = True
             self.guard.finish(now_s)
-        return demand
+        return self.guard.vet(demand, now_s)
 
-    def _frame_sent(self, index: int, frame: VettedFrame, lateness_s: float) -> None:
+    def zero(self, now_s: float, *, final: bool) -> VettedFrame:
+        return self.guard.end(now_s) if final else self.guard.stop(now_s)
+
+    def ended(self) -> StreamResult | None:
+        if self.guard.phase is not Phase.ENDED:
+            return None
+        if self.guard.ended_while_link_down:
+            return StreamResult(
+                Outcome.FAULT,
+                "the device link was lost and the session's time ran out before it came back",
+            )
+        return StreamResult(Outcome.COMPLETED, "session completed")
+
+    def link_lost(self, reason: str) -> bool:
+        if self.config.reconnect_s <= 0:
+            return False
+        self._device_event(LinkLost(reason))
+        return True
+
+    def sent(self, index: int, frame: VettedFrame, lateness_s: float) -> None:
         self.zero_confirmed = frame.zero
         t_s = frame.t_s - self._t0
         for notice in self.guard.drain_notices():
@@ -504,16 +524,13 @@ class SessionRunner:
                 if self.result is None:
                     self.result = StreamResult(Outcome.FAULT, f"device link lost: {event.reason}")
             elif self.config.reconnect_s > 0:
-                streamer.link_up = False
+                self._link_up = False
                 self.source.paused = True
                 self._reconnect_task = asyncio.get_running_loop().create_task(
                     self._reconnect(event.reason)
                 )
             else:
                 streamer.end(Outcome.FAULT, f"device link lost: {event.reason}")
-
-    def _write_found_link_lost(self, reason: str) -> None:
-        self._device_event(LinkLost(reason))
 
     async def _reconnect(self, reason: str) -> None:
         loop = asyncio.get_running_loop()
@@ -541,7 +558,7 @@ class SessionRunner:
             if not self._streaming():
                 return  # the session ended while connecting: the close path zeroes and closes
             self.guard.confirm_limits_written()
-            self.streamer.link_up = True
+            self._link_up = True
             self.reconnects += 1
             self._event(
                 EventKind.RECONNECTED,

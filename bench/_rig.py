@@ -20,9 +20,10 @@ from importlib import resources
 from acustim.runner import ProgramSource
 from device_profiles.profile import DeviceProfile, parse_profile
 from firmware_bridge.codecs.coyote3 import Driver
+from firmware_bridge.frames import FrameHandler, GuardFrames
 from firmware_bridge.link import SimulatorLink
 from firmware_bridge.runtime import IoThread
-from firmware_bridge.streamer import FrameHandler, Streamer
+from firmware_bridge.streamer import Streamer
 from safety.guard import Guard
 from safety.limits import resolve_limits
 from simulators.clock import FunctionClock
@@ -177,7 +178,7 @@ def open_rig(
         source = ProgramSource(
             program, profile.limits.sample_period_s, profile.limits.samples_per_frame
         )
-        streamer = Streamer(driver, guard, source, on_frame=on_frame)
+        streamer = Streamer(driver, GuardFrames(guard, source, on_frame=on_frame))
         return WallRig(io, profile, sim, link, driver, guard, streamer)
 
     try:

@@ -7,7 +7,9 @@ schedule restarts from now, never sent in a burst. Lateness beyond the watchdog 
 write that does not finish in time, or any exception ends the stream with zero output. An
 emergency stop puts the zero frame on the wire at once, out of band, not at the next tick.
 
-Runs on the IO loop only. It never makes a frame itself: every frame comes from the guard.
+Runs on the IO loop only. It never makes a frame itself and never touches the safety guard:
+every frame, the zero frames included, comes from its ``FrameSource`` (the session, which owns
+the guard), and everything it sees (a frame sent, the link found closed) goes back there.
 """
 
 from __future__ import annotations
@@ -16,21 +18,14 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from firmware_bridge.driver import DeviceDriver
 from firmware_bridge.errors import TransportClosed
-from safety.guard import Guard, Phase, VettedFrame
+from safety.guard import VettedFrame
 from waveforms.errors import AcustimError
-from waveforms.program import ChannelDemand
-
-DemandSource = Callable[[int, float], Sequence[ChannelDemand]]
-"""(frame index, loop time) -> the demand for that frame."""
-
-FrameHandler = Callable[[int, VettedFrame, float], None]
-"""Called after a frame is on the wire: (sequence number, frame, lateness in seconds)."""
 
 
 class Outcome(StrEnum):
@@ -66,13 +61,41 @@ class StreamStats:
         return data[min(len(data) - 1, math.ceil(q / 100 * len(data)) - 1)]
 
 
-_LOST_AT_END = StreamResult(
-    Outcome.FAULT, "the device link was lost and the session's time ran out before it came back"
-)
-
 #: How long before a deadline the streamer stops sleeping and spins (the selector's timeout
 #: has a resolution of one millisecond and wakes late, never early).
 SPIN_S = 0.0015
+
+
+class FrameSource(Protocol):
+    """What the streamer streams: the session that owns the guard."""
+
+    @property
+    def link_up(self) -> bool:
+        """False while the link is down: frames are still asked for (the session's clock goes
+        on and its output is zero) but not written."""
+        ...
+
+    def frame(self, index: int, now_s: float) -> VettedFrame:
+        """The vetted frame for tick ``index`` at loop time ``now_s``."""
+        ...
+
+    def zero(self, now_s: float, *, final: bool) -> VettedFrame:
+        """A zero frame: the emergency stop or pause (``final=False``: the session goes on at
+        zero) or the end (``final=True``: zero for ever)."""
+        ...
+
+    def ended(self) -> StreamResult | None:
+        """How the session ended by itself (its program or its time ran out), or None."""
+        ...
+
+    def sent(self, index: int, frame: VettedFrame, lateness_s: float) -> None:
+        """A frame is on the wire (sequence number, frame, lateness in seconds)."""
+        ...
+
+    def link_lost(self, reason: str) -> bool:
+        """A write found the link closed. True: the session reconnects (the stream goes on
+        without writing while ``link_up`` is False); False: the stream ends as a fault."""
+        ...
 
 
 class WatchdogTrip(AcustimError):
@@ -85,21 +108,13 @@ class Streamer:
     def __init__(
         self,
         driver: DeviceDriver,
-        guard: Guard,
-        source: DemandSource,
+        frames: FrameSource,
         *,
-        on_frame: FrameHandler | None = None,
-        on_link_lost: Callable[[str], None] | None = None,
         watchdog_s: float | None = None,
         write_timeout_s: float | None = None,
     ) -> None:
         self.driver = driver
-        self.guard = guard
-        self.source = source
-        self.on_frame = on_frame
-        #: given: a closed link pauses writing and is reported here (the caller reconnects);
-        #: not given: a closed link ends the stream as a fault
-        self.on_link_lost = on_link_lost
+        self.frames = frames
         self.period_s = driver.frame_period_s
         #: the first frames go out at once to fill the device's queue (see the profile)
         self.frames_ahead = driver.profile.frames_ahead
@@ -112,9 +127,6 @@ class Streamer:
         self._result: StreamResult | None = None
         self._t0 = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: False while the link is down: frames are still vetted (the guard's clock and phase
-        #: go on, and its output is zero until limits are written again) but not written.
-        self.link_up = True
         self._oob: set[asyncio.Task[None]] = set()
         self._drop_next = False
 
@@ -134,14 +146,14 @@ class Streamer:
         nothing resumes until the practitioner raises a level."""
         loop = asyncio.get_running_loop()
         requested = loop.time()
-        zero = self.guard.stop(requested)
+        zero = self.frames.zero(requested, final=False)
         return self._out_of_band(loop, zero, requested)
 
     def end(self, outcome: Outcome, reason: str) -> asyncio.Task[None]:
         """End the stream now with zero output (Ctrl-C, window closed, link lost, fault)."""
         loop = asyncio.get_running_loop()
         requested = loop.time()
-        zero = self.guard.end(requested)
+        zero = self.frames.zero(requested, final=True)
         if self._result is None:
             self._result = StreamResult(outcome, reason)
         self._wake.set()
@@ -156,7 +168,7 @@ class Streamer:
         return task
 
     async def _send_out_of_band(self, zero: VettedFrame, requested_s: float) -> None:
-        if not self.link_up:
+        if not self.frames.link_up:
             return  # nothing can be written; the device's own timeout or reconnect zeroes it
         try:
             async with asyncio.timeout(self.write_timeout_s):
@@ -178,9 +190,9 @@ class Streamer:
 
     async def final_zero(self) -> None:
         """Write (and report) one last zero frame before the link closes; best effort."""
-        if not self.link_up or not self.driver.transport.is_open:
+        if not self.frames.link_up or not self.driver.transport.is_open:
             return
-        zero = self.guard.end(asyncio.get_running_loop().time())
+        zero = self.frames.zero(asyncio.get_running_loop().time(), final=True)
         async with asyncio.timeout(self.write_timeout_s):
             await self.driver.send(zero)
         self._sent(zero, 0.0)
@@ -188,8 +200,7 @@ class Streamer:
     def _sent(self, frame: VettedFrame, lateness_s: float) -> None:
         index = self.stats.frames_sent
         self.stats.frames_sent += 1
-        if self.on_frame is not None:
-            self.on_frame(index, frame, lateness_s)
+        self.frames.sent(index, frame, lateness_s)
 
     # --- the loop -------------------------------------------------------------------------------
     async def _wait_until(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
@@ -208,7 +219,7 @@ class Streamer:
                 pass
 
     async def run(self) -> StreamResult:
-        """Stream until the guard ends the session, ``end()`` is called, or a fault."""
+        """Stream until the session ends by itself, ``end()`` is called, or a fault."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         period = self.period_s
@@ -239,10 +250,9 @@ class Streamer:
                     self.stats.frames_trimmed += 1
                     i += 1
                     continue
-                frame = self.guard.vet(self.source(i, now), now)
-                if not self.link_up:
-                    if self.guard.phase is Phase.ENDED:  # the session's time ran out meanwhile
-                        self._result = _LOST_AT_END
+                frame = self.frames.frame(i, now)
+                if not self.frames.link_up:
+                    self._result = self.frames.ended()  # its time may run out meanwhile
                     i += 1
                     continue
                 lateness = loop.time() - deadline  # as handed to the link, vetting included
@@ -250,11 +260,9 @@ class Streamer:
                     async with asyncio.timeout(self.write_timeout_s):
                         await self.driver.send(frame)
                 except TransportClosed as exc:
-                    if self.on_link_lost is None:
-                        raise
                     # the link went before its disconnect callback arrived: same handling
-                    self.link_up = False
-                    self.on_link_lost(str(exc))
+                    if not self.frames.link_lost(str(exc)):
+                        raise
                     i += 1
                     continue
                 except TimeoutError:
@@ -266,18 +274,14 @@ class Streamer:
                 self.stats.max_lateness_s = max(self.stats.max_lateness_s, lateness)
                 self.stats.recent_lateness_s.append(lateness)
                 self._sent(frame, lateness)
-                if self.guard.phase is Phase.ENDED and self._result is None:
-                    self._result = (
-                        _LOST_AT_END
-                        if self.guard.ended_while_link_down
-                        else StreamResult(Outcome.COMPLETED, "session completed")
-                    )
+                if self._result is None:
+                    self._result = self.frames.ended()
                 i += 1
         except asyncio.CancelledError:
             # the IO thread is shutting down under us: zero first, then let the cancel go on
             self._result = self._result or StreamResult(Outcome.STOPPED, "the engine was closed")
-            zero = self.guard.end(loop.time())
-            if self.link_up:
+            zero = self.frames.zero(loop.time(), final=True)
+            if self.frames.link_up:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self.write_timeout_s):
                         await self.driver.send(zero)
@@ -286,9 +290,9 @@ class Streamer:
         except Exception as exc:
             reason = _describe(exc, self)
             self._result = StreamResult(Outcome.FAULT, reason)
-            zero = self.guard.end(loop.time())
+            zero = self.frames.zero(loop.time(), final=True)
             try:
-                if self.link_up:
+                if self.frames.link_up:
                     async with asyncio.timeout(self.write_timeout_s):
                         await self.driver.send(zero)
                     self._sent(zero, 0.0)

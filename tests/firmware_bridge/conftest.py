@@ -11,6 +11,7 @@ import pytest
 
 from device_profiles import load_profile
 from firmware_bridge.codecs.coyote3 import Driver
+from firmware_bridge.frames import GuardFrames
 from firmware_bridge.link import SimulatorLink
 from firmware_bridge.streamer import Streamer
 from firmware_bridge.vtime import VirtualTimeLoop
@@ -54,13 +55,12 @@ class Rig:
     def streamer(
         self, source: Callable[[int, float], Sequence[ChannelDemand]] | None = None, **kw: Any
     ) -> Streamer:
-        return Streamer(
-            self.driver,
+        frames = GuardFrames(
             self.guard,
             source or constant(),
             on_frame=lambda i, f, late: self.frames.append((i, f, late)),
-            **kw,
         )
+        return Streamer(self.driver, frames, **kw)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)

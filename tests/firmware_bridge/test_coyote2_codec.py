@@ -21,6 +21,7 @@ from firmware_bridge import make_driver
 from firmware_bridge.codecs import coyote2 as C
 from firmware_bridge.errors import ProtocolError, TransportClosed, TransportError
 from firmware_bridge.events import BatteryReport, DeviceEvent, DeviceNotice, StrengthReport
+from firmware_bridge.frames import GuardFrames
 from firmware_bridge.streamer import Streamer
 from firmware_bridge.transport import Transport
 from firmware_bridge.vtime import VirtualTimeLoop
@@ -693,7 +694,7 @@ def test_every_frame_refreshes_both_waveforms(loop: VirtualTimeLoop) -> None:
     guard.start(loop.time())
     guard.set_level("A", 100, loop.time())
     demands = [demand("A", frequency_hz=10.0, pulse_width_us=100.0, n=1)]
-    streamer = Streamer(driver, guard, lambda i, now: demands)
+    streamer = Streamer(driver, GuardFrames(guard, lambda i, now: demands))
     loop.call_later(3.0, streamer.end, "stopped", "test over")
     before = len(link.log)
     result = run(loop, streamer.run())
