@@ -1,7 +1,8 @@
 """``python -m bench --quick`` runs and reports every benchmark in the agreed shape.
 
 It never checks that a target is met: benchmarks measure the machine they run on, and a slow
-CI machine must not fail the tests.
+CI machine must not fail the tests. Opt-in (``pytest -m bench``): it is deselected from the
+ordinary run, which it would lengthen by the benchmarks' own run time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytestmark = pytest.mark.bench
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = (
