@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from acustim.records import RecordStore, _acustim_version
+from acustim.records import RecordStore, acustim_version
 from acustim.report import analysis
 from acustim.report.model import DEVICE_REPORT_KINDS, Report
 from acustim.report.stricta import stricta_items
@@ -79,7 +79,7 @@ def build_report(
         session=info,
         store_path=store.path,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        acustim_version=_acustim_version(),
+        acustim_version=acustim_version(),
         profile_name=profile.name if profile is not None else info.profile,
         biphasic=biphasic,
         calibration=calibration,

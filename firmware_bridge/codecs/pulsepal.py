@@ -47,8 +47,9 @@ from firmware_bridge.errors import (
     UnknownDeviceError,
 )
 from firmware_bridge.events import DeviceNotice
+from firmware_bridge.exchange import Exchange, ReplyTimeout
 from firmware_bridge.transport import Transport
-from safety.guard import VettedChannel, VettedFrame, require_vetted
+from safety.guard import VettedChannel, VettedFrame
 from safety.limits import SessionLimits
 
 OP_MENU = 0xD5  # 213: the first byte of every host message
@@ -520,7 +521,6 @@ class PulsePalCodec:
         messages delivers more than either frame. Outputs whose amplitude is above zero and
         whose train is not running (after a zero) are triggered last.
         """
-        frame = require_vetted(frame)
         if frame.zero:
             return self.zero_messages()
         volt_falls: list[Message] = []
@@ -562,17 +562,16 @@ def frame_bytes(messages: Iterable[Message]) -> bytes:
 
 
 # --- the driver ---------------------------------------------------------------------------------
-@dataclass
-class _Exchange:
-    """Messages written together and the replies they get back, in order."""
-
-    future: asyncio.Future[list[Reply]]
-    awaited: list[Message]  # the messages that get a reply, in the order written
-    replies: list[Reply]
-
-    @property
-    def next_message(self) -> Message:
-        return self.awaited[len(self.replies)]
+def _check_reply(message: Message, reply: Reply) -> ProtocolError | None:
+    """None if ``reply`` is the kind of answer ``message`` gets; else the error."""
+    wanted = HandshakeReply if message.reply == "handshake" else Ack
+    if isinstance(reply, wanted):
+        return None
+    got = "an acknowledgement 01" if isinstance(reply, Ack) else "a handshake reply 4B"
+    return ProtocolError(
+        f"pulsepal: {message.what} got {got}; expected "
+        f"{'4B + a firmware version' if wanted is HandshakeReply else '01'}"
+    )
 
 
 class Driver(DeviceDriver):
@@ -585,7 +584,9 @@ class Driver(DeviceDriver):
     while a frame is written waits for at most that round trip; one that is waiting when a
     frame gets the write lock cancels that frame. After any failed exchange the driver is out
     of step with the box until it connects again: output is refused, and a zero frame is
-    written but raises, since no acknowledgement could confirm it.
+    written but raises, since no acknowledgement could confirm it. Every write, with the
+    replies it gets, is one request of ``firmware_bridge.exchange.Exchange``, which keeps
+    that state (``in_step``).
     """
 
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
@@ -593,13 +594,15 @@ class Driver(DeviceDriver):
         self.codec = PulsePalCodec()
         self.parser = ReplyParser()
         self.firmware_version: int | None = None
-        self._exchange: _Exchange | None = None
+        #: Writes and the replies they get. Its ``in_step``: every reply so far came back to
+        #: the write that asked for it. After a failed exchange (timeout, bad reply, lost link,
+        #: cancelled) the box may be inside a message cut short, and a late or stale ``01``
+        #: would count for the next message: no acknowledgement can be trusted until a
+        #: handshake (connect) brings the two in step.
+        self._requests: Exchange[Message, Reply] = Exchange(
+            lambda data: self.transport.write(data), _check_reply
+        )
         self._zeros_waiting = 0
-        #: every reply so far came back to the exchange that asked for it. After a failed
-        #: exchange (timeout, bad reply, lost link, cancelled) the box may be inside a message
-        #: cut short, and a late or stale ``01`` would count for the next message: no
-        #: acknowledgement can be trusted until a handshake (connect) brings the two in step.
-        self._in_step = False
 
     # --- incoming bytes -----------------------------------------------------------------------
     def _received(self, endpoint: str, data: bytes) -> None:
@@ -609,40 +612,18 @@ class Driver(DeviceDriver):
             except ProtocolError as exc:
                 self._fail_waiter(exc)
                 continue
-            if reply is None:
-                continue
-            exchange = self._exchange
-            if exchange is None or exchange.future.done():
+            if reply is not None and not self._requests.deliver(reply):
                 self.protocol_errors += 1  # e.g. an acknowledgement that came after its timeout
-                continue
-            message = exchange.next_message
-            wanted = HandshakeReply if message.reply == "handshake" else Ack
-            if not isinstance(reply, wanted):
-                got = "an acknowledgement 01" if isinstance(reply, Ack) else "a handshake reply 4B"
-                exchange.future.set_exception(
-                    ProtocolError(
-                        f"pulsepal: {message.what} got {got}; expected "
-                        f"{'4B + a firmware version' if wanted is HandshakeReply else '01'}"
-                    )
-                )
-                continue
-            exchange.replies.append(reply)
-            if len(exchange.replies) == len(exchange.awaited):
-                exchange.future.set_result(exchange.replies)
 
     def _fail_waiter(self, exc: ProtocolError) -> None:
-        exchange = self._exchange
-        if exchange is None or exchange.future.done():
+        message = self._requests.waiting_for
+        if message is None:
             self.protocol_errors += 1  # garbage while nothing was asked: counted, not fatal
             return
-        exchange.future.set_exception(
-            ProtocolError(f"{exc} (waiting for the reply to {exchange.next_message.what})")
-        )
+        self._requests.fail(ProtocolError(f"{exc} (waiting for the reply to {message.what})"))
 
     def _link_lost(self, reason: str) -> None:
-        exchange = self._exchange
-        if exchange is not None and not exchange.future.done():
-            exchange.future.set_exception(TransportClosed(f"pulsepal: link lost ({reason})"))
+        self._requests.fail(TransportClosed(f"pulsepal: link lost ({reason})"))
         super()._link_lost(reason)
 
     # --- outgoing messages --------------------------------------------------------------------
@@ -651,31 +632,15 @@ class Driver(DeviceDriver):
     ) -> list[Reply]:
         """Write ``messages`` in one write and wait for all their replies, in order, for at
         most ``timeout_s`` from the write (the write lock is held). Any failure puts the
-        driver out of step with the box (see ``_in_step``)."""
-        data = frame_bytes(messages)
+        driver out of step with the box (see ``_requests``)."""
         awaited = [m for m in messages if m.reply != "none"]
         try:
-            if not awaited:
-                await self.transport.write(data)
-                return []
-            future: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
-            exchange = _Exchange(future, awaited, [])
-            self._exchange = exchange
-            try:
-                await self.transport.write(data)
-                try:
-                    async with asyncio.timeout(timeout_s):
-                        return await future
-                except TimeoutError:
-                    raise DeviceTimeout(
-                        f"pulsepal: no reply within {timeout_s * 1000:.0f} ms to "
-                        f"{exchange.next_message.what}; the box stopped answering"
-                    ) from None
-            finally:
-                self._exchange = None
-        except BaseException:
-            self._in_step = False
-            raise
+            return await self._requests.request(frame_bytes(messages), awaited, timeout_s)
+        except ReplyTimeout as exc:
+            raise DeviceTimeout(
+                f"pulsepal: no reply within {timeout_s * 1000:.0f} ms to "
+                f"{exc.waiting_for.what}; the box stopped answering"
+            ) from None
 
     async def _put(self, message: Message, timeout_s: float = ACK_TIMEOUT_S) -> Reply | None:
         """Write one message and, if it gets a reply, wait for it (the write lock is held)."""
@@ -716,7 +681,7 @@ class Driver(DeviceDriver):
                     "not held by another program?"
                 ) from None
             assert isinstance(reply, HandshakeReply)  # _put checked the kind
-            self._in_step = True  # a handshake reply cannot be stale: replies are in step
+            self._requests.mark_in_step()  # a handshake reply cannot be stale
             version = reply.firmware_version
             if version < MIN_FIRMWARE:
                 raise UnknownDeviceError(
@@ -745,9 +710,11 @@ class Driver(DeviceDriver):
             await self._put_each(messages)
 
     async def send(self, frame: VettedFrame) -> None:
-        """Write one vetted frame; a zero frame also cancels a frame not yet written."""
-        frame = require_vetted(frame)
-        if not frame.zero:
+        """Write one vetted frame; a zero frame also cancels a frame not yet written.
+
+        ``DeviceDriver.send`` refuses anything the guard did not make, before the write lock
+        and before any byte; only a frame's ``zero`` is looked at here."""
+        if not (isinstance(frame, VettedFrame) and frame.zero):
             await super().send(frame)
             return
         self._zeros_waiting += 1
@@ -757,8 +724,7 @@ class Driver(DeviceDriver):
             self._zeros_waiting -= 1
 
     async def _write_frame(self, frame: VettedFrame) -> None:
-        frame = require_vetted(frame)
-        if not self._in_step:
+        if not self._requests.in_step:
             await self._write_out_of_step(frame)
         elif frame.zero:
             await self._put_frame(self.codec.zero_messages())
@@ -781,7 +747,7 @@ class Driver(DeviceDriver):
         # write as its own: see RESYNC_ABORTS. The 0 V writes that follow undo whatever value
         # the cut message took from the aborts.
         messages = [ABORT] * (RESYNC_ABORTS - 1) + self.codec.zero_messages()
-        await self.transport.write(frame_bytes(messages))
+        await self._requests.write(frame_bytes(messages))
         raise ProtocolError(
             "pulsepal: zero output was written but cannot be confirmed: the box's replies are "
             "out of step since an earlier failure"

@@ -44,7 +44,7 @@ from acustim.records import (
     validate_patient_code,
 )
 
-PROJECT_ROOT = Path(records.__file__).resolve().parents[1]
+PROJECT_ROOT = Path(records.__file__).resolve().parents[2]
 
 
 def channel(name: str = "A", level_du: int = 12, intensity: float = 0.5) -> ChannelFrame:

@@ -12,7 +12,7 @@ from pathlib import Path
 import acustim.report
 
 PACKAGE = Path(acustim.report.__file__).parent
-#: RecordStore's methods that write (acustim/records.py)
+#: RecordStore's methods that write (acustim/records/store.py)
 STORE_WRITES = {"start_session", "add_event", "add_frame", "set_session_firmware", "end_session"}
 
 
