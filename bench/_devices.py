@@ -1,7 +1,8 @@
 """device_estop: per device and hosting, an emergency stop to the zero frame and to zero output.
 
-Every device the project drives, on each hosting the contract suite uses, run through the real
-engine on the wall clock (``Engine(virtual_time=False)``):
+Every device the project drives (every built-in profile with a simulator), on each hosting the
+contract suite uses (``firmware_bridge.link.hostings``), run through the real engine on the
+wall clock (``Engine(virtual_time=False)``):
 
 - ``inproc``: the in-process link (``SimulatorLink`` / ``ByteStreamLink``), simulator on the
   IO loop's clock;
@@ -49,14 +50,14 @@ from typing import Any, TypeVar
 from acustim import Engine
 from acustim.engine import Device, Session
 from bench._common import BenchReport, Condition, Op, percentile, report, spread_ms
-from device_profiles.profile import load_profile
+from device_profiles.profile import load_profile, simulator_class
 from firmware_bridge.ble import BleTransport
-from firmware_bridge.link import BYTE_STREAM_SIMULATORS, ByteStreamLink, SimulatorLink
+from firmware_bridge.link import ByteStreamLink, SimulatorLink, hostings, simulator_profiles
 from firmware_bridge.serial_port import SerialTransport
 from firmware_bridge.transport import Transport
 from safety.guard import VettedFrame
 from safety.screening import SCREENING_QUESTIONS
-from simulators import Coyote2Simulator, Coyote3Simulator, Et312Simulator, PulsePalSimulator
+from simulators import contract_of
 from simulators.clock import FunctionClock, WallClock
 from simulators.hosting import bleak_backend
 from simulators.hosting.pty import PtyHost
@@ -93,23 +94,14 @@ class Case:
         return f"{self.device}_{self.hosting}"
 
 
-CASES = (
-    Case("coyote3", "inproc", 10),
-    Case("coyote3", "ble", 10),
-    Case("coyote2", "inproc", 100),
-    Case("coyote2", "ble", 100),
-    Case("et312", "inproc", 10),
-    Case("et312", "pty", 10),
-    Case("pulsepal", "inproc", 500),
-    Case("pulsepal", "pty", 500),
-)
-
-SIMULATORS: dict[str, type[Any]] = {
-    "coyote3": Coyote3Simulator,
-    "coyote2": Coyote2Simulator,
-    "et312": Et312Simulator,
-    "pulsepal": PulsePalSimulator,
-}
+def cases() -> tuple[Case, ...]:
+    """Every built-in device with a simulator, on each of its hostings, from the profiles; the
+    level is its simulator's contract hook's (``simulators.ContractHook.level_du``)."""
+    return tuple(
+        Case(ident, hosting, contract_of(simulator_class(profile)).level_du)
+        for ident, profile in simulator_profiles().items()
+        for hosting in hostings(profile)
+    )
 
 
 class WireSpy:
@@ -231,7 +223,8 @@ def _hosted(case: Case, spy: WireSpy) -> Iterator[Hosted]:
     engine = Engine(virtual_time=False, records=False)
     cleanup: list[Callable[[], None]] = []
     try:
-        simulator = SIMULATORS[case.device]
+        profile = load_profile(case.device)
+        simulator = simulator_class(profile)
         transport: Transport
         if case.hosting == "pty":
             clock = WallClock()
@@ -247,14 +240,14 @@ def _hosted(case: Case, spy: WireSpy) -> Iterator[Hosted]:
             clock_name = "FunctionClock(engine.io.loop.time), read on the IO loop"
             if case.hosting == "ble":
                 address = f"C0:FF:EE:BE:0C:{next(_BLE_ADDRESSES) % 256:02X}"
-                bleak_backend.register(address, sim)
+                bleak_backend.register(address, sim, profile.gatt)
                 cleanup.append(lambda: bleak_backend.unregister(address))
                 transport = _SpyBleTransport(address, spy)
-            elif case.device in BYTE_STREAM_SIMULATORS:
+            elif profile.link == "serial":
                 transport = _SpyByteStreamLink(sim, f"sim:{case.device}", spy)
             else:
                 transport = _SpySimulatorLink(sim, f"sim:{case.device}", spy)
-        device = engine.connect(transport, profile=case.device)
+        device = engine.connect(transport, profile=profile)
         yield Hosted(engine, device, sim, on_device, clock_name)
     finally:
         try:
@@ -408,7 +401,7 @@ def _run_case(case: Case, cycles: int, rng: random.Random) -> CaseResult:
 def run(quick: bool = False) -> BenchReport:
     cycles = 4 if quick else 100
     rng = random.Random(20_261_102)
-    results = [_run_case(case, cycles, rng) for case in CASES]
+    results = [_run_case(case, cycles, rng) for case in cases()]
 
     figures: dict[str, float] = {}
     targets: list[tuple[str, Op, float]] = []

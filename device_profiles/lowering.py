@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from device_profiles.profile import DeviceProfile, ProfileError
+from device_profiles.profile import DeviceProfile, GattService, ProfileError
 
 #: Why a limit is refused, and why an identity field is.
 _WHY = "a profile file can only lower what the built-in profile of its model allows"
@@ -33,6 +33,18 @@ def _show(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_show(v)}" for k, v in sorted(value.items())) + "}"
     return str(value)
+
+
+def _show_gatt(gatt: tuple[GattService, ...]) -> str:
+    """A GATT table in one line: each service, its characteristics and their properties."""
+    if not gatt:
+        return "no [[gatt]] table"
+    services = (
+        f"service {service.uuid}: "
+        + ", ".join(f"{c.uuid} ({' '.join(c.properties)})" for c in service.characteristics)
+        for service in gatt
+    )
+    return "[[gatt]] " + "; ".join(services)
 
 
 class _Checker:
@@ -81,6 +93,7 @@ def check_lowers(profile: DeviceProfile, builtin: DeviceProfile) -> None:
     c.equal("[device] link", p.link, b.link)
     c.equal("[device] codec", p.codec, b.codec)
     c.equal("[device] simulator", p.simulator, b.simulator)
+    c.equal("[device] simulator_class", p.simulator_class, b.simulator_class)
     c.equal("[device] serial_baud", p.serial_baud, b.serial_baud)
     extra_names = [n for n in p.ble_names if n not in b.ble_names]
     if extra_names:
@@ -166,3 +179,12 @@ def check_lowers(profile: DeviceProfile, builtin: DeviceProfile) -> None:
             c.equal("[calibration] load_ohm", cal.load_ohm, bcal.load_ohm)
     # A calibration added to an uncalibrated model only adds the guard's rms-current and
     # density caps (they can only lower a level), so it is accepted.
+
+    # [[gatt]]: the services and characteristics the codec talks to
+    if p.gatt != b.gatt:
+        c.fail(
+            f"[[gatt]] differs ({_show_gatt(p.gatt)})",
+            _show_gatt(b.gatt),
+            "only the same services, characteristics and properties, in the same order",
+            _SAME,
+        )

@@ -5,6 +5,26 @@ keeps stimulating when the host goes silent, its calibration to mA where known, 
 device-side settings the bridge writes on every connect. A profile can only lower the absolute
 limits of ``safety`` (``DeviceLimits.check`` refuses anything else).
 
+The built-in profiles are the only registry of devices. A profile names the code of its model
+by import path, and everything else reads it from there:
+
+- ``[device] codec``: the module with the model's protocol and its ``Driver``; a bare name is a
+  module of ``firmware_bridge.codecs`` (``coyote3``: ``firmware_bridge.codecs.coyote3``), a
+  dotted one a full import path. ``firmware_bridge.driver.make_driver`` takes ``Driver`` from it.
+- ``[device] simulator`` and ``simulator_class``: the simulator's module (a bare name is a module
+  of ``simulators``) and its class there (``coyote3``, ``Coyote3Simulator``).
+  ``firmware_bridge.link`` makes the simulator; the contract suite and the bench find the
+  module's ``contract`` hook (a ``simulators.ContractHook``) next to it.
+- ``[device] link``: ``"ble"`` or ``"serial"``; the in-process link to the simulator and its
+  other hostings follow from it (``firmware_bridge.link.link_for_profile``, ``hostings``).
+- ``[[gatt]]`` (BLE only): the services and characteristics the device offers, with their
+  properties; the simulator's bleak backend serves this table.
+
+An import path is checked when the file is read (its form) and when a built-in profile is
+loaded (that the module exists, without running it); ``codec_module`` and ``simulator_class``
+import it and check that it defines what the profile says. Every problem is one
+``ProfileError`` line: the file, the field and what is allowed.
+
 A profile file of the user's (anything but the built-in files of this package, by path: ``--device
 sim:PATH``, ``PATH@ADDR``, ``acustim simulate PATH``) must name a built-in model (its ``id``) and
 may only lower what the built-in profile of that model allows; ``lowering.check_lowers`` refuses
@@ -18,8 +38,9 @@ file field (``DeviceProfile`` field) rule for a user profile   why this directio
 ``limits.model``)                                              lowers
 [device] name                        equal                     names the box in the warnings
                                                                ("switch it off at the device")
-[device] link, codec, simulator,     equal                     describe the hardware and its
-serial_baud                                                    protocol
+[device] link, codec, simulator,     equal; simulator_class    describe the hardware and its
+simulator_class, serial_baud         and [[gatt]] may be left  protocol; codec and simulator name
+                                     out: then the built-in's  the code that speaks it
 [device] ble_names                   a subset                  scans match advertised names to a
                                                                model: a file may drop names, never
                                                                add one
@@ -62,6 +83,9 @@ built-in has one
                                                                it
 [calibration] where the built-in has may be added              adds the guard's current caps, which
 none                                                           only lower a level
+[[gatt]] (``gatt``): service,        equal: the same services, describes the hardware: the
+characteristics (uuid, properties)   characteristics and       characteristics the codec writes,
+                                     properties, in order      reads and subscribes to
 ``source_path``                      (set by the loader)       not a field of the file
 ==================================== ========================= =====================================
 
@@ -72,12 +96,18 @@ Never talks to a device and never decides what is safe beyond loading and checki
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NamedTuple
 
 from safety.errors import LimitError
 from safety.limits import ABS_MAX_RISE_FRACTION_PER_S, Calibration, DeviceLimits
@@ -85,9 +115,42 @@ from waveforms.errors import AcustimError
 
 MAX_PROFILE_BYTES = 64 * 1024
 
+#: The kinds of link a device has ([device] link).
+LINKS = ("ble", "serial")
+#: The GATT characteristic properties a profile may name (bleak's names).
+GATT_PROPERTIES = ("read", "write", "write-without-response", "notify", "indicate")
+
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+#: The package of a codec or simulator module that a profile names by a bare name.
+CODEC_PACKAGE = "firmware_bridge.codecs"
+SIMULATOR_PACKAGE = "simulators"
+_ALLOWED = {
+    "codec": "a module that defines Driver: a module of firmware_bridge.codecs by its name "
+    "('coyote3') or any module by its dotted import path",
+    "simulator": "a module with the simulator class: a module of simulators by its name "
+    "('coyote3') or any module by its dotted import path",
+    "simulator_class": "the name of a class of the simulator module, e.g. 'Coyote3Simulator'",
+}
+
 
 class ProfileError(AcustimError):
     """A profile file is missing or invalid: the message names the file, field and range."""
+
+
+class GattCharacteristic(NamedTuple):
+    """One characteristic of a BLE device: its UUID (lower case) and its properties."""
+
+    uuid: str
+    properties: tuple[str, ...]  # of GATT_PROPERTIES
+
+
+class GattService(NamedTuple):
+    """One GATT service of a BLE device and its characteristics, in the profile's order."""
+
+    uuid: str
+    characteristics: tuple[GattCharacteristic, ...]
 
 
 @dataclass(frozen=True)
@@ -97,7 +160,11 @@ class DeviceProfile:
     id: str
     name: str
     link: str  # "ble" | "serial"
+    #: the codec module: a module of firmware_bridge.codecs by name ("coyote3") or a dotted
+    #: import path; it defines Driver
     codec: str
+    #: the simulator's module: a module of simulators by name ("coyote3") or a dotted import
+    #: path; None if the model has no simulator
     simulator: str | None
     limits: DeviceLimits
     stops_when_host_silent: bool
@@ -111,7 +178,21 @@ class DeviceProfile:
     frames_ahead: int = 0
     #: what one device unit of level is on this model ("du" for abstract steps, "mV", ...)
     level_unit: str = "du"
+    #: the simulator's class in its module ("Coyote3Simulator"); None without a simulator
+    simulator_class: str | None = None
+    #: the GATT table of a BLE device ([[gatt]]); empty for a serial one
+    gatt: tuple[GattService, ...] = ()
     source_path: str = ""
+
+    @property
+    def codec_module_path(self) -> str:
+        """The codec module's full import path (``firmware_bridge.codecs.coyote3``)."""
+        return _full_path(self.codec, CODEC_PACKAGE)
+
+    @property
+    def simulator_module_path(self) -> str | None:
+        """The simulator module's full import path (``simulators.coyote3``), or None."""
+        return None if self.simulator is None else _full_path(self.simulator, SIMULATOR_PACKAGE)
 
     @property
     def calibrated(self) -> bool:
@@ -122,20 +203,116 @@ class DeviceProfile:
         return self.limits.channels
 
 
+def builtin_folder() -> Traversable:
+    """Where the built-in profiles are: this package's folder, one ``<id>.toml`` per model."""
+    return resources.files("device_profiles")
+
+
 def builtin_profile_ids() -> list[str]:
     """The ids of the profiles shipped in this package."""
-    folder = resources.files("device_profiles")
+    folder = builtin_folder()
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
 def load_builtin_profile(ident: str) -> DeviceProfile:
-    """The built-in profile ``ident`` (``coyote3``), as shipped: not compared with anything."""
+    """The built-in profile ``ident`` (``coyote3``), as shipped: not compared with anything.
+
+    Also checks that the modules it names exist (``find_spec``: without running them)."""
     if ident not in builtin_profile_ids():
         raise ProfileError(
             f"unknown device {ident!r}; built-in devices: {', '.join(builtin_profile_ids())}"
         )
-    ref = resources.files("device_profiles") / f"{ident}.toml"
-    return parse_profile(ref.read_text(encoding="utf-8"), f"{ident}.toml")
+    ref = builtin_folder() / f"{ident}.toml"
+    profile = parse_profile(ref.read_text(encoding="utf-8"), f"{ident}.toml")
+    _check_modules_exist(profile)
+    return profile
+
+
+def _full_path(name: str, package: str) -> str:
+    """A module a profile names: a bare name is a module of ``package``."""
+    return name if "." in name else f"{package}.{name}"
+
+
+#: (codec, simulator) module paths that were found, so each is looked up once
+_FOUND: set[tuple[str, str | None]] = set()
+
+
+def _check_modules_exist(profile: DeviceProfile) -> None:
+    key = (profile.codec_module_path, profile.simulator_module_path)
+    if key in _FOUND:
+        return
+    _find_module(profile, "codec", profile.codec_module_path)
+    if profile.simulator_module_path is not None:
+        _find_module(profile, "simulator", profile.simulator_module_path)
+    _FOUND.add(key)
+
+
+def _no_module(profile: DeviceProfile, key: str, module: str) -> ProfileError:
+    value = getattr(profile, key)
+    return ProfileError(
+        f"{profile.source_path}: [device] {key} = {value!r}: no {key} called {value!r} (there "
+        f"is no module {module}); allowed {_ALLOWED[key]}"
+    )
+
+
+def _about(exc: ModuleNotFoundError, module: str) -> bool:
+    """Whether a ``ModuleNotFoundError`` is about ``module`` or a parent package of it (and not
+    about a module that ``module`` itself imports, which is a bug of that module's)."""
+    return exc.name is not None and (module == exc.name or module.startswith(exc.name + "."))
+
+
+def _find_module(profile: DeviceProfile, key: str, module: str) -> None:
+    """That ``module`` exists, without running it (only its parent packages are imported)."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError as exc:  # a parent package is missing
+        if not _about(exc, module):
+            raise
+        found = False
+    except ValueError:  # imported already, without a spec
+        found = module in sys.modules
+    if not found:
+        raise _no_module(profile, key, module)
+
+
+def _import_named(profile: DeviceProfile, key: str, module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if not _about(exc, module):
+            raise  # the module exists but something it imports does not: not the profile's
+        raise _no_module(profile, key, module) from None
+
+
+def codec_module(profile: DeviceProfile) -> ModuleType:
+    """The codec module the profile names (``[device] codec``), imported. It must define
+    ``Driver``; anything else is one ``ProfileError`` line."""
+    module = _import_named(profile, "codec", profile.codec_module_path)
+    if not isinstance(getattr(module, "Driver", None), type):
+        raise ProfileError(
+            f"{profile.source_path}: [device] codec = {profile.codec!r}: module "
+            f"{profile.codec_module_path} defines no class Driver; allowed {_ALLOWED['codec']}"
+        )
+    return module
+
+
+def simulator_class(profile: DeviceProfile) -> type[Any]:
+    """The simulator class the profile names (``[device] simulator``, ``simulator_class``),
+    imported. ``ProfileError`` if the profile names none or its module has no such class."""
+    module_path = profile.simulator_module_path
+    if module_path is None or profile.simulator_class is None:
+        raise ProfileError(
+            f"{profile.source_path}: [device] simulator is not set: {profile.id} has no simulator"
+        )
+    module = _import_named(profile, "simulator", module_path)
+    cls = getattr(module, profile.simulator_class, None)
+    if not isinstance(cls, type):
+        raise ProfileError(
+            f"{profile.source_path}: [device] simulator_class = {profile.simulator_class!r}: "
+            f"module {module_path} defines no class {profile.simulator_class!r}; allowed "
+            f"{_ALLOWED['simulator_class']}"
+        )
+    return cls
 
 
 def load_profile(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
@@ -226,29 +403,48 @@ def parse_user_profile(text: str, source: str = "<string>") -> DeviceProfile:
     that model allows (the table at the top of this module)."""
     from device_profiles.lowering import check_lowers
 
-    profile = parse_profile(text, source)
     ids = builtin_profile_ids()
-    if profile.id not in ids:
+    builtin = _named_builtin(text, ids)
+    profile = parse_profile(text, source, inherit=builtin)
+    if builtin is None or profile.id != builtin.id:
         raise ProfileError(
             f"{source}: [device] id = {profile.id!r} is not a built-in device model; a profile "
             f"file must name one ({', '.join(ids)}) and may only lower what its built-in "
             "profile allows"
         )
-    check_lowers(profile, load_builtin_profile(profile.id))
+    check_lowers(profile, builtin)
     return profile
 
 
-def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
+def _named_builtin(text: str, ids: list[str]) -> DeviceProfile | None:
+    """The built-in profile whose id a user's file names, if it does (else None)."""
+    try:
+        device = tomllib.loads(text).get("device")
+    except tomllib.TOMLDecodeError:
+        return None  # parse_profile says what is wrong
+    ident = device.get("id") if isinstance(device, dict) else None
+    return load_builtin_profile(ident) if isinstance(ident, str) and ident in ids else None
+
+
+def parse_profile(
+    text: str, source: str = "<string>", *, inherit: DeviceProfile | None = None
+) -> DeviceProfile:
     """Parse and check one profile; every problem is one ProfileError line.
 
-    Checks the file against the absolute limits of ``safety`` only: this is how the built-in
-    profiles are read. A file of the user's goes through ``parse_user_profile`` (which
-    ``load_profile`` uses for every path), which also compares it with its built-in model."""
+    Checks the file against the absolute limits of ``safety``, and the form of the import
+    paths it names (it never imports them): this is how the built-in profiles are read
+    (``load_builtin_profile`` then checks that their modules exist). A file of the user's goes
+    through ``parse_user_profile`` (which ``load_profile`` uses for every path), which also
+    compares it with its built-in model, so it can only name the code its model names.
+
+    ``inherit`` (the built-in profile of a user's file) gives ``[device] simulator_class`` and
+    ``[[gatt]]`` where the file leaves them out: the fields that profiles gained with the
+    device registry, so a copy made before them still loads."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: TOML syntax error: {exc}") from None
-    known = {"device", "output", "frame", "limits", "device_settings", "calibration"}
+    known = {"device", "output", "frame", "limits", "device_settings", "calibration", "gatt"}
     for key in data:
         if key not in known:
             raise ProfileError(
@@ -266,11 +462,40 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
     dev = table("device")
     ident = dev.text("id")
     link = dev.text("link")
-    if link not in ("ble", "serial"):
+    if link not in LINKS:
         raise ProfileError(f"{source}: [device] link = {link!r}; allowed 'ble' or 'serial'")
     name = dev.text("name")
     codec = dev.text("codec")
+    if not _MODULE_PATH.match(codec):
+        raise ProfileError(
+            f"{source}: [device] codec = {codec!r} is not a module's name or import path; "
+            f"allowed {_ALLOWED['codec']}"
+        )
     simulator = dev.text("simulator", None) if "simulator" in dev.data else None
+    sim_class = dev.text("simulator_class", None) if "simulator_class" in dev.data else None
+    if simulator is not None and not _MODULE_PATH.match(simulator):
+        raise ProfileError(
+            f"{source}: [device] simulator = {simulator!r} is not a module's name or import "
+            f"path; allowed {_ALLOWED['simulator']}"
+        )
+    if sim_class is not None and not _IDENTIFIER.match(sim_class):
+        raise ProfileError(
+            f"{source}: [device] simulator_class = {sim_class!r} is not a class name; allowed "
+            f"{_ALLOWED['simulator_class']}"
+        )
+    if inherit is not None:  # the lowering check compares both with the built-in's
+        if simulator is not None and sim_class is None:
+            sim_class = inherit.simulator_class  # a user's file may leave it out
+    elif simulator is None and sim_class is not None:
+        raise ProfileError(
+            f"{source}: [device] simulator_class is set without a simulator; allowed only "
+            "with [device] simulator (the module the class is in)"
+        )
+    elif simulator is not None and sim_class is None:
+        raise ProfileError(
+            f"{source}: [device] simulator_class is missing; a profile with a simulator names "
+            f"its class ({_ALLOWED['simulator_class']})"
+        )
     silent_stop = dev.flag("stops_when_host_silent")
     silent_note = dev.text("stops_when_host_silent_note", "")
     ble_names = dev.texts("ble_names", ())
@@ -317,6 +542,13 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
         )
         cal.done()
 
+    if inherit is None:
+        gatt = _gatt_table(data, link, source)
+    elif "gatt" in data:  # the lowering check compares it (and the link) with the built-in's
+        gatt = _gatt_table(data, "ble", source)
+    else:
+        gatt = inherit.gatt  # a user's file may leave it out
+
     limits = DeviceLimits(
         model=ident,
         channels=channels,
@@ -341,6 +573,7 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
         link=link,
         codec=codec,
         simulator=simulator,
+        simulator_class=sim_class,
         limits=limits,
         stops_when_host_silent=silent_stop,
         stops_when_host_silent_note=silent_note,
@@ -350,5 +583,75 @@ def parse_profile(text: str, source: str = "<string>") -> DeviceProfile:
         device_settings=settings,
         frames_ahead=ahead,
         level_unit=level_unit,
+        gatt=gatt,
         source_path=source,
     )
+
+
+def _gatt_table(data: dict[str, Any], link: str, source: str) -> tuple[GattService, ...]:
+    """The ``[[gatt]]`` services: required for a BLE device, refused for a serial one."""
+    if "gatt" not in data:
+        if link == "ble":
+            raise ProfileError(
+                f"{source}: [[gatt]] is missing; a BLE device's profile lists its GATT services "
+                "([[gatt]] service = UUID, characteristics = [{ uuid = UUID, properties = "
+                "[...] }, ...])"
+            )
+        return ()
+    if link != "ble":
+        raise ProfileError(
+            f"{source}: [[gatt]] is for BLE devices; this profile has [device] link = {link!r}"
+        )
+    entries = data["gatt"]
+    if not isinstance(entries, list) or not entries:
+        raise ProfileError(
+            f"{source}: [gatt] must be one or more services, each written as a [[gatt]] table"
+        )
+    services: list[GattService] = []
+    seen: set[str] = set()
+
+    def uuid_of(table: _Table, key: str) -> str:
+        value = table.text(key)
+        if not _UUID.match(value):
+            raise ProfileError(
+                f"{source}: [{table.name}] {key} = {value!r} is not a 128-bit UUID; allowed "
+                "8-4-4-4-12 hex digits, e.g. '0000180c-0000-1000-8000-00805f9b34fb'"
+            )
+        value = value.lower()
+        if value in seen:
+            raise ProfileError(f"{source}: [{table.name}] {key} = {value!r} is listed twice")
+        seen.add(value)
+        return value
+
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{source}: [[gatt]] #{i} is not a table")
+        service = _Table(source, f"gatt #{i}", entry)
+        service_uuid = uuid_of(service, "service")
+        raw = service._get("characteristics", (list,), "a list of { uuid, properties } tables")
+        service.done()
+        if not raw:
+            raise ProfileError(f"{source}: [gatt #{i}] characteristics is empty")
+        characteristics: list[GattCharacteristic] = []
+        for j, char in enumerate(raw, 1):
+            name = f"gatt #{i} characteristic #{j}"
+            if not isinstance(char, dict):
+                raise ProfileError(f"{source}: [{name}] is not a {{ uuid, properties }} table")
+            table = _Table(source, name, char)
+            char_uuid = uuid_of(table, "uuid")
+            properties = table.texts("properties")
+            table.done()
+            allowed = ", ".join(GATT_PROPERTIES)
+            if not properties:
+                raise ProfileError(f"{source}: [{name}] properties is empty; allowed {allowed}")
+            for prop in properties:
+                if prop not in GATT_PROPERTIES:
+                    raise ProfileError(
+                        f"{source}: [{name}] properties: {prop!r} is not a GATT property; "
+                        f"allowed {allowed}"
+                    )
+            if len(set(properties)) != len(properties):
+                raise ProfileError(f"{source}: [{name}] properties names one twice")
+            characteristics.append(GattCharacteristic(char_uuid, properties))
+        services.append(GattService(service_uuid, tuple(characteristics)))
+    return tuple(services)

@@ -1,5 +1,9 @@
 """Finding devices: serial ports on this machine, BLE stimulators nearby, built-in simulators.
 
+The device models are the built-in profiles (``device_profiles/<id>.toml``), and nothing else:
+a profile's ``[device] link`` says whether serial ports are offered for it, its ``ble_names``
+which advertised names are it, its ``simulator`` whether ``sim:<id>`` exists.
+
 Only lists what could be connected; never opens a device and never writes to one.
 """
 
@@ -7,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from device_profiles.profile import DeviceProfile, builtin_profile_ids, load_profile
+from device_profiles.profile import DeviceProfile, builtin_profile_ids, load_builtin_profile
 from firmware_bridge.errors import TransportError
 
 
@@ -21,7 +25,8 @@ class Found:
 
 
 def profiles() -> list[DeviceProfile]:
-    return [load_profile(i) for i in builtin_profile_ids()]
+    """Every built-in device model, by id."""
+    return [load_builtin_profile(i) for i in builtin_profile_ids()]
 
 
 def simulators() -> list[Found]:

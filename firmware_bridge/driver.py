@@ -8,11 +8,10 @@ nothing but ``VettedFrame`` from the guard; they never decide levels themselves.
 from __future__ import annotations
 
 import asyncio
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from device_profiles.profile import DeviceProfile
+from device_profiles.profile import DeviceProfile, ProfileError, codec_module
 from firmware_bridge.errors import ProtocolError, UnknownDeviceError
 from firmware_bridge.events import BatteryReport, DeviceEvent, LinkLost
 from firmware_bridge.transport import Transport
@@ -93,12 +92,17 @@ DriverFactory = Callable[[DeviceProfile, Transport], DeviceDriver]
 
 
 def make_driver(profile: DeviceProfile, transport: Transport) -> DeviceDriver:
-    """The driver for a profile's codec (``firmware_bridge.codecs.<codec>.Driver``)."""
+    """The driver of the codec module the profile names: ``Driver`` of ``[device] codec``
+    (``firmware_bridge.codecs.coyote3``)."""
     try:
-        module = importlib.import_module(f"firmware_bridge.codecs.{profile.codec}")
-    except ModuleNotFoundError:
+        module = codec_module(profile)
+    except ProfileError as exc:
+        raise UnknownDeviceError(str(exc)) from None
+    driver = module.Driver
+    if not issubclass(driver, DeviceDriver):
         raise UnknownDeviceError(
-            f"{profile.source_path}: no codec called {profile.codec!r}"
-        ) from None
-    factory: DriverFactory = module.Driver
+            f"{profile.source_path}: [device] codec = {profile.codec!r}: its Driver is not a "
+            "firmware_bridge.driver.DeviceDriver"
+        )
+    factory: DriverFactory = driver
     return factory(profile, transport)

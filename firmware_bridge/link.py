@@ -6,15 +6,26 @@ links fail: lost, slow, or hanging on a write.
 
 It never encodes frames and never imports a codec: the simulator on the far side is an
 independent implementation of the device.
+
+Which simulators there are, and which link each needs, comes from the built-in device profiles
+alone (``[device] simulator`` and ``link``): a device whose profile names a simulator has one,
+on a ``SimulatorLink`` for ``link = "ble"`` and a ``ByteStreamLink`` for ``link = "serial"``.
+A simulator is called by its device's id (``coyote3``) or by the simulator module its profile
+names (``DeviceProfile.simulator``); ``link_for_profile`` takes the profile itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Set
 from typing import Generic, Protocol, TypeVar, cast
 
+from device_profiles.profile import (
+    DeviceProfile,
+    builtin_profile_ids,
+    load_builtin_profile,
+    simulator_class,
+)
 from firmware_bridge.errors import TransportClosed, TransportError, UnknownDeviceError
 from firmware_bridge.transport import Transport
 from simulators.clock import Clock, FunctionClock
@@ -40,22 +51,45 @@ class ByteSimulator(Protocol):
 
 SimulatorFactory = Callable[[Clock], GattSimulator | ByteSimulator]
 
-#: simulator name -> (module, class); imported when first used
-SIMULATORS: dict[str, tuple[str, str]] = {
-    "coyote2": ("simulators.coyote2", "Coyote2Simulator"),
-    "coyote3": ("simulators.coyote3", "Coyote3Simulator"),
-    "et312": ("simulators.et312", "Et312Simulator"),
-    "pulsepal": ("simulators.pulsepal", "PulsePalSimulator"),
-}
+#: Where each kind of device's simulator is hosted for host code to reach it: always in this
+#: process (these links), and behind the real transport: bleak's ``BleakClient`` with the
+#: simulator backend (``simulators.hosting.bleak_backend``) for BLE, real pyserial on a raw pty
+#: (``simulators.hosting.pty``) for serial.
+HOSTINGS: dict[str, tuple[str, ...]] = {"ble": ("inproc", "ble"), "serial": ("inproc", "pty")}
+
+
+def hostings(profile: DeviceProfile) -> tuple[str, ...]:
+    """The hostings of a device's simulator (none if its profile names no simulator)."""
+    return HOSTINGS[profile.link] if profile.simulator is not None else ()
+
+
+def simulator_profiles() -> dict[str, DeviceProfile]:
+    """Every built-in device that has a simulator: its id -> its profile."""
+    found: dict[str, DeviceProfile] = {}
+    for ident in builtin_profile_ids():
+        profile = load_builtin_profile(ident)
+        if profile.simulator is not None:
+            found[ident] = profile
+    return found
+
+
+def simulator_profile(name: str) -> DeviceProfile:
+    """The built-in profile of the simulator ``name``: a device id (``coyote3``), or else the
+    simulator module a built-in profile names (``[device] simulator``)."""
+    known = simulator_profiles()
+    if name in known:
+        return known[name]
+    for profile in known.values():
+        if profile.simulator == name:
+            return profile
+    raise UnknownDeviceError(
+        f"no simulator called {name!r}; simulators: {', '.join(sorted(known))}"
+    )
 
 
 def simulator_factory(name: str) -> SimulatorFactory:
-    if name not in SIMULATORS:
-        raise UnknownDeviceError(
-            f"no simulator called {name!r}; simulators: {', '.join(sorted(SIMULATORS))}"
-        )
-    module, cls = SIMULATORS[name]
-    factory: SimulatorFactory = getattr(importlib.import_module(module), cls)
+    """The simulator class of a built-in device (by id or by its profile's ``simulator``)."""
+    factory: SimulatorFactory = simulator_class(simulator_profile(name))
     return factory
 
 
@@ -225,17 +259,58 @@ class SimulatorLink(_InProcessLink[GattSimulator]):
             self._deliver(endpoint, data)
 
 
-#: simulators that speak a byte stream (serial devices); the others are GATT devices
-BYTE_STREAM_SIMULATORS: set[str] = {"et312", "pulsepal"}
+class _SimulatorsOn(Set[str]):
+    """The built-in simulators on one kind of link, by device id, read from the profiles when
+    asked; ``in`` also takes the simulator module a profile names."""
+
+    def __init__(self, link: str) -> None:
+        self._link = link
+
+    def _ids(self) -> list[str]:
+        return [i for i, p in simulator_profiles().items() if p.link == self._link]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            return simulator_profile(name).link == self._link
+        except UnknownDeviceError:
+            return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids())
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(repr(i) for i in self._ids())}}}"
+
+
+#: simulators that speak a byte stream (serial devices, ``link = "serial"``); the others are
+#: GATT devices
+BYTE_STREAM_SIMULATORS: Set[str] = _SimulatorsOn("serial")
+
+
+def link_for_profile(profile: DeviceProfile, url: str | None = None) -> Transport:
+    """The in-process link to a fresh simulator of ``profile``'s device: a ``ByteStreamLink``
+    for a serial device, a ``SimulatorLink`` for a BLE one (its ``[device] link``)."""
+    if profile.simulator is None:
+        raise UnknownDeviceError(f"{profile.id} has no simulator")
+    return _link(profile, simulator_class(profile), url)
+
+
+def _link(profile: DeviceProfile, factory: SimulatorFactory, url: str | None) -> Transport:
+    url = url or f"sim:{profile.id}"
+    if profile.link == "serial":
+        return ByteStreamLink(factory=factory, url=url)
+    return SimulatorLink(factory=factory, url=url)
 
 
 def link_for_simulator(name: str, url: str | None = None) -> Transport:
-    """The right in-process link for a simulator: GATT devices or byte streams."""
-    factory = simulator_factory(name)
-    url = url or f"sim:{name}"
-    if name in BYTE_STREAM_SIMULATORS:
-        return ByteStreamLink(factory=factory, url=url)
-    return SimulatorLink(factory=factory, url=url)
+    """The right in-process link for a simulator (by device id, or by the simulator module its
+    profile names): GATT devices or byte streams, as the device's profile says."""
+    return _link(simulator_profile(name), simulator_factory(name), url)
 
 
 def open_simulator_link(url: str) -> Transport:

@@ -72,10 +72,11 @@ Not thread-safe: call it from one thread (the hosting layer's).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from simulators import ContractHook
 from simulators._common import check_ab_channel, hex_bytes, normalize_uuid
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
@@ -102,6 +103,7 @@ __all__ = [
     "WAVEFORM_VALIDITY_S",
     "Coyote2Simulator",
     "Waveform",
+    "contract",
 ]
 
 
@@ -490,3 +492,22 @@ class Coyote2Simulator:
 
     def __repr__(self) -> str:
         return f"Coyote2Simulator(now_s={self._played_until_s!r}, strength_du={self._strength_du})"
+
+
+# -- the device contract (tests/contract, the bench) --------------------------------------------
+
+
+def _contract_tamper(sim: Coyote2Simulator) -> None:
+    """The wheel turned up: the device holds a strength the host did not write."""
+    sim.turn_wheel("A", 300)
+
+
+def _contract_limits_written(sim: Coyote2Simulator, ceilings: Mapping[str, int]) -> bool:
+    """No soft-limit command on this model: the host's limit is a strength of zero on connect."""
+    return all(sim.strength_du(c) == 0 for c in CHANNELS)
+
+
+#: what the shared device contract needs of this simulator
+contract: Final = ContractHook(
+    level_du=100, tamper=_contract_tamper, limits_written=_contract_limits_written
+)

@@ -71,6 +71,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from simulators import ContractHook
 from simulators._common import check_ab_channel, hex_bytes, normalize_uuid
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
@@ -93,6 +94,7 @@ __all__ = [
     "SERVICE_UUID",
     "WRITE_CHAR_UUID",
     "Coyote3Simulator",
+    "contract",
     "decode_period_ms",
 ]
 
@@ -544,3 +546,22 @@ class Coyote3Simulator:
             f"Coyote3Simulator(now_s={self._played_until_s!r}, "
             f"strength_du={self._strength_du}, soft_limit_du={self._soft_limit_du})"
         )
+
+
+# -- the device contract (tests/contract, the bench) --------------------------------------------
+
+
+def _contract_tamper(sim: Coyote3Simulator) -> None:
+    """Another app's BF: the soft limits at the top (as after a reboot into the official app)."""
+    sim.write(WRITE_CHAR_UUID, bytes([_HEAD_BF, 200, 200, 160, 160, 0, 0]))
+
+
+def _contract_limits_written(sim: Coyote3Simulator, ceilings: Mapping[str, int]) -> bool:
+    """The soft limits are the session's ceilings (BF), so the wheel cannot go above them."""
+    return all(sim.soft_limit_du(c) == ceilings.get(c, 0) for c in CHANNELS)
+
+
+#: what the shared device contract needs of this simulator
+contract: Final = ContractHook(
+    level_du=10, tamper=_contract_tamper, limits_written=_contract_limits_written
+)

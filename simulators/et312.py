@@ -137,9 +137,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
+from simulators import ContractHook
 from simulators._common import hex_bytes
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
@@ -186,6 +187,7 @@ __all__ = [
     "SELECT_OFFSET",
     "TICK_S",
     "Et312Simulator",
+    "contract",
 ]
 
 CHANNELS: Final = ("A", "B")
@@ -1248,3 +1250,28 @@ class Et312Simulator:
             f"Et312Simulator(now_s={self._played_until_s!r}, key=0x{self._ram[_KEY]:02x}, "
             f"mode=0x{self._ram[_MODE]:02x}, failed={self._failed!r})"
         )
+
+
+# -- the device contract (tests/contract, the bench) --------------------------------------------
+
+
+def _contract_tamper(sim: Et312Simulator) -> None:
+    """Switched off and on: the box back in its own program, the host's settings gone."""
+    sim.power_cycle()
+
+
+def _contract_limits_written(sim: Et312Simulator, ceilings: Mapping[str, int]) -> bool:
+    """The host holds the channel: the intensity, frequency and width selects of channel A are
+    static (0), so the box's own program does not move them."""
+    selects = [sim.peek(base + SELECT_OFFSET) for base in (REG_INTENSITY, REG_FREQUENCY, REG_WIDTH)]
+    return all(v == 0 for v in selects)
+
+
+#: what the shared device contract needs of this simulator; the front knobs sit at mid travel,
+#: so one du of level delivers 128 / 255 du
+contract: Final = ContractHook(
+    level_du=10,
+    tamper=_contract_tamper,
+    limits_written=_contract_limits_written,
+    output_scale=128 / 255,
+)

@@ -120,6 +120,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from simulators import ContractHook
 from simulators._common import hex_bytes
 from simulators.clock import Clock
 from simulators.record import DeliveredInterval, DeliveryRecord
@@ -148,6 +149,7 @@ __all__ = [
     "PROGRAM_ALL_PAYLOAD_SIZE",
     "PulsePalSimulator",
     "bits_to_volts",
+    "contract",
     "value_size",
     "volts_to_bits",
 ]
@@ -902,3 +904,23 @@ class PulsePalSimulator:
             f"trains={[t is not None for t in self._trains]}, "
             f"continuous={self._continuous})"
         )
+
+
+# -- the device contract (tests/contract, the bench) --------------------------------------------
+
+
+def _contract_tamper(sim: PulsePalSimulator) -> None:
+    """Switched off and on: the parameters back to their +-5 V defaults."""
+    sim.power_cycle()
+
+
+def _contract_limits_written(sim: PulsePalSimulator, ceilings: Mapping[str, int]) -> bool:
+    """Every output's phase voltage is 0 V until a level is raised."""
+    zero_v = volts_to_bits(0.0)
+    return all(sim.parameters(c)[_PHASE1_VOLTAGE] == zero_v for c in CHANNELS)
+
+
+#: what the shared device contract needs of this simulator
+contract: Final = ContractHook(
+    level_du=500, tamper=_contract_tamper, limits_written=_contract_limits_written
+)

@@ -1,24 +1,25 @@
 """``acustim devices``: what can be connected: simulators, serial ports, BLE devices nearby.
 
-Lists only; never opens a device.
+Every list comes from the built-in device profiles (``firmware_bridge.discovery``), so a new
+device's profile puts it here. Lists only; never opens a device.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any, TextIO
 
 from acustim.commands._common import EXIT_OK, seconds_in
-from device_profiles.profile import builtin_profile_ids, load_profile
-from firmware_bridge import discovery
-from firmware_bridge.errors import TransportError
 
 
 def cmd_devices(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import asyncio  # here, not with the parser: ``acustim --help`` starts fast
+
+    from firmware_bridge import discovery
+    from firmware_bridge.errors import TransportError
+
     print("device models:", file=out)
-    for ident in builtin_profile_ids():
-        p = load_profile(ident)
+    for p in discovery.profiles():
         own = "stops by itself" if p.stops_when_host_silent else "KEEPS RUNNING if the host stops"
         cal = "calibrated" if p.calibrated else "uncalibrated"
         print(f"  {p.id:<10} {p.name} ({p.link}, {cal}, {own})", file=out)

@@ -1,10 +1,13 @@
 """A bleak backend whose peripheral is a simulator: tests use bleak's real ``BleakClient``.
 
 ``BleakClient(address, backend=SimulatedBleakBackend)`` resolves ``address`` in
-``REGISTRY`` (``register(address, simulator)``), builds the simulator's GATT table as bleak
-services and characteristics, forwards writes and reads, and delivers notifications on the
-loop, as a radio stack would (never inside the write call). ``unplug(address)`` makes the link
-drop under the host's feet: bleak's disconnected callback runs.
+``REGISTRY`` (``register(address, simulator, gatt)``), builds the GATT table given with it as
+bleak services and characteristics, forwards writes and reads, and delivers notifications on
+the loop, as a radio stack would (never inside the write call). ``unplug(address)`` makes the
+link drop under the host's feet: bleak's disconnected callback runs.
+
+The GATT table is the device profile's (``[[gatt]]``, ``DeviceProfile.gatt``): the host side
+passes it to ``register``, so this module knows no device.
 
 Imports only bleak and the simulators; never the host side.
 """
@@ -12,7 +15,7 @@ Imports only bleak and the simulators; never the host side.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -21,8 +24,6 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
-
-from simulators import coyote2, coyote3
 
 
 class GattDevice(Protocol):
@@ -33,51 +34,27 @@ class GattDevice(Protocol):
     def disconnect(self) -> None: ...
 
 
-GattTable = list[tuple[str, list[tuple[str, list[str]]]]]
-"""[(service uuid, [(characteristic uuid, bleak property names)])]"""
-
-GATT_TABLES: dict[type[Any], GattTable] = {
-    coyote3.Coyote3Simulator: [
-        (
-            coyote3.SERVICE_UUID,
-            [
-                (coyote3.WRITE_CHAR_UUID, ["write", "write-without-response"]),
-                (coyote3.NOTIFY_CHAR_UUID, ["notify"]),
-            ],
-        ),
-        (coyote3.BATTERY_SERVICE_UUID, [(coyote3.BATTERY_CHAR_UUID, ["read", "notify"])]),
-    ],
-    coyote2.Coyote2Simulator: [
-        (
-            coyote2.BATTERY_SERVICE_UUID,
-            [
-                (coyote2.BATTERY_CHAR_UUID, ["read", "notify"]),
-                (coyote2.FIRMWARE_CHAR_UUID, ["read"]),
-            ],
-        ),
-        (
-            coyote2.PWM_SERVICE_UUID,
-            [
-                (coyote2.PWM_AB2_CHAR_UUID, ["read", "write", "notify"]),
-                (coyote2.PWM_A34_CHAR_UUID, ["read", "write"]),
-                (coyote2.PWM_B34_CHAR_UUID, ["read", "write"]),
-                (coyote2.CONFIG_CHAR_UUID, ["read"]),
-            ],
-        ),
-    ],
-}
+GattTable = Sequence[tuple[str, Sequence[tuple[str, Sequence[str]]]]]
+"""[(service uuid, [(characteristic uuid, bleak property names)])]: ``DeviceProfile.gatt``"""
 
 #: address -> simulator; tests register their simulator before connecting
 REGISTRY: dict[str, GattDevice] = {}
+#: address -> the GATT table the simulator there offers
+TABLES: dict[str, GattTable] = {}
 _CONNECTED: dict[str, SimulatedBleakBackend] = {}
 
 
-def register(address: str, simulator: GattDevice) -> None:
+def register(address: str, simulator: GattDevice, gatt: GattTable) -> None:
+    """Put ``simulator`` at ``address``, offering the GATT table ``gatt`` (its profile's)."""
+    if not gatt:
+        raise ValueError(f"{address}: a simulated BLE device needs a GATT table")
     REGISTRY[address.upper()] = simulator
+    TABLES[address.upper()] = gatt
 
 
 def unregister(address: str) -> None:
     REGISTRY.pop(address.upper(), None)
+    TABLES.pop(address.upper(), None)
 
 
 def unplug(address: str) -> None:
@@ -116,9 +93,7 @@ class SimulatedBleakBackend(BaseBleakClient):
         simulator = REGISTRY.get(self.address.upper())
         if simulator is None:
             raise BleakDeviceNotFoundError(self.address, f"no simulated device at {self.address}")
-        table = GATT_TABLES.get(type(simulator))
-        if table is None:
-            raise BleakError(f"no GATT table for {type(simulator).__name__}")
+        table = TABLES[self.address.upper()]
         self._simulator = simulator
         self._loop = asyncio.get_running_loop()
         self.services = _services(table)
@@ -204,7 +179,7 @@ def _services(table: GattTable) -> BleakGATTServiceCollection:
                 None,
                 handle,
                 char_uuid.lower(),
-                properties,  # type: ignore[arg-type]
+                list(properties),  # type: ignore[arg-type]
                 lambda: 20,
                 service,
             )

@@ -92,3 +92,154 @@ def test_calibration_table_is_read() -> None:
     assert p.calibrated
     assert p.limits.calibration is not None
     assert p.limits.calibration.peak_ma_per_du == 0.4
+
+
+# --- the code a profile names, and its GATT table ---------------------------------------------
+
+ET312 = (Path(__file__).resolve().parents[2] / "device_profiles" / "et312.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'codec = "coyote3"',
+            'codec = "firmware_bridge/codecs/coyote3.py"',
+            r"\[device\] codec = 'firmware_bridge/codecs/coyote3.py' is not a module's name or "
+            r"import path; allowed a module that defines Driver",
+        ),
+        (
+            'simulator = "coyote3"',
+            'simulator = "simulators.coyote3:Coyote3Simulator"',
+            r"\[device\] simulator = 'simulators.coyote3:Coyote3Simulator' is not a module's "
+            r"name or import path; allowed a module with the simulator class",
+        ),
+        (
+            'simulator_class = "Coyote3Simulator"',
+            'simulator_class = "Coyote3Simulator()"',
+            r"\[device\] simulator_class = 'Coyote3Simulator\(\)' is not a class name",
+        ),
+        (
+            'simulator_class = "Coyote3Simulator"\n',
+            "",
+            r"\[device\] simulator_class is missing; a profile with a simulator names its class",
+        ),
+        (
+            'simulator = "coyote3"',
+            "",
+            r"\[device\] simulator_class is set without a simulator",
+        ),
+        (
+            '[[gatt]]\nservice = "0000180c',
+            '[[gatz]]\nservice = "0000180c',
+            r"unknown table \[gatz\]",
+        ),
+        (
+            'service = "0000180c-0000-1000-8000-00805f9b34fb"',
+            'service = "180c"',
+            r"\[gatt #1\] service = '180c' is not a 128-bit UUID; allowed 8-4-4-4-12 hex digits",
+        ),
+        (
+            'properties = ["notify"] }',
+            'properties = ["notify", "subscribe"] }',
+            r"\[gatt #1 characteristic #2\] properties: 'subscribe' is not a GATT property; "
+            r"allowed read, write, write-without-response, notify, indicate",
+        ),
+        (
+            'properties = ["notify"] }',
+            "properties = [] }",
+            r"\[gatt #1 characteristic #2\] properties is empty",
+        ),
+        (
+            'properties = ["notify"] }',
+            'properties = ["notify"], handle = 3 }',
+            r"\[gatt #1 characteristic #2\] unknown field 'handle'",
+        ),
+        (
+            '"0000150b-0000-1000-8000-00805f9b34fb"',
+            '"0000150A-0000-1000-8000-00805f9b34fb"',
+            r"\[gatt #1 characteristic #2\] uuid = '0000150a-0000-1000-8000-00805f9b34fb' is "
+            "listed twice",
+        ),
+    ],
+)
+def test_bad_code_names_and_gatt_tables_give_one_clear_line(
+    old: str, new: str, message: str
+) -> None:
+    assert COYOTE3.count(old) == 1
+    with pytest.raises(ProfileError, match=message) as info:
+        parse_profile(COYOTE3.replace(old, new), "bad.toml")
+    assert str(info.value).startswith("bad.toml: ")
+    assert "\n" not in str(info.value)
+
+
+def test_a_ble_profile_needs_a_gatt_table_and_a_serial_one_has_none() -> None:
+    without = COYOTE3.partition("\n[[gatt]]\n")[0]
+    with pytest.raises(ProfileError, match=r"^bad\.toml: \[\[gatt\]\] is missing; a BLE device"):
+        parse_profile(without, "bad.toml")
+    with pytest.raises(
+        ProfileError,
+        match=r"^bad\.toml: \[gatt\] must be one or more services, each written as a \[\[gatt\]\]",
+    ):
+        parse_profile(
+            without + '\n[gatt]\nservice = "0000180c-0000-1000-8000-00805f9b34fb"\n', "bad.toml"
+        )
+    table = COYOTE3[COYOTE3.index("\n[[gatt]]\n") :]
+    with pytest.raises(
+        ProfileError, match=r"^bad\.toml: \[\[gatt\]\] is for BLE devices; this profile has "
+    ):
+        parse_profile(ET312 + table, "bad.toml")
+
+
+def test_the_code_a_profile_names_is_imported_and_checked() -> None:
+    from dataclasses import replace
+
+    from device_profiles.profile import codec_module, simulator_class
+    from firmware_bridge.codecs import coyote3 as codec
+    from simulators.coyote3 import Coyote3Simulator
+
+    p = load_profile("coyote3")
+    assert p.codec_module_path == "firmware_bridge.codecs.coyote3"
+    assert p.simulator_module_path == "simulators.coyote3"
+    assert codec_module(p) is codec
+    assert simulator_class(p) is Coyote3Simulator
+    full = replace(p, codec="firmware_bridge.codecs.coyote3", simulator="simulators.coyote3")
+    assert codec_module(full) is codec and simulator_class(full) is Coyote3Simulator
+    with pytest.raises(
+        ProfileError,
+        match=r"^coyote3\.toml: \[device\] codec = 'nosuch': no codec called 'nosuch' \(there is "
+        r"no module firmware_bridge\.codecs\.nosuch\); allowed a module that defines Driver",
+    ):
+        codec_module(replace(p, codec="nosuch"))
+    with pytest.raises(ProfileError, match=r"module safety\.limits defines no class Driver"):
+        codec_module(replace(p, codec="safety.limits"))
+    with pytest.raises(ProfileError, match=r"no simulator called 'nosuch\.sim'"):
+        simulator_class(replace(p, simulator="nosuch.sim"))
+    with pytest.raises(
+        ProfileError,
+        match=r"^coyote3\.toml: \[device\] simulator_class = 'Nosuch': module simulators\.coyote3 "
+        r"defines no class 'Nosuch'",
+    ):
+        simulator_class(replace(p, simulator_class="Nosuch"))
+    with pytest.raises(ProfileError, match=r"\[device\] simulator is not set"):
+        simulator_class(replace(p, simulator=None, simulator_class=None))
+
+
+def test_a_built_in_profile_naming_a_missing_module_does_not_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import device_profiles.profile
+
+    monkeypatch.setattr(device_profiles.profile, "builtin_folder", lambda: tmp_path)
+    (tmp_path / "coyote9.toml").write_text(
+        COYOTE3.replace('id = "coyote3"', 'id = "coyote9"').replace(
+            'simulator = "coyote3"', 'simulator = "coyote9"'
+        )
+    )
+    assert builtin_profile_ids() == ["coyote9"]
+    with pytest.raises(
+        ProfileError,
+        match=r"^coyote9\.toml: \[device\] simulator = 'coyote9': no simulator called 'coyote9' "
+        r"\(there is no module simulators\.coyote9\)",
+    ):
+        load_profile("coyote9")

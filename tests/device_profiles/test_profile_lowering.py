@@ -79,6 +79,9 @@ RAISED: list[tuple[str, str, str, str, Callable[[Any], Any]]] = [
     ("link", "coyote3", "device", "link", lambda v: "serial"),
     ("codec", "coyote3", "device", "codec", lambda v: "coyote2"),
     ("simulator", "coyote3", "device", "simulator", lambda v: "coyote2"),
+    ("simulator", "coyote3", "device", "simulator", lambda v: "simulators.coyote2"),
+    ("simulator_class", "coyote3", "device", "simulator_class", lambda v: "Coyote2Simulator"),
+    ("codec", "coyote2", "device", "codec", lambda v: "tests.contract.fakedev.codec"),
     ("serial_baud", "et312", "device", "serial_baud", lambda v: v // 2),
     ("ble_names", "coyote3", "device", "ble_names", lambda v: [*v, "OTHER"]),
     ("stops_when_host_silent", "et312", "device", "stops_when_host_silent", lambda v: True),
@@ -197,6 +200,65 @@ def test_naming_another_built_in_model_compares_with_that_model() -> None:
         parse_user_profile(edit("coyote3", "id", '"coyote2"'), "mine.toml")
 
 
+#: a GATT table changed in the ways a file could change it: (model, old text, new text)
+GATT_CHANGES = [
+    (  # a property added
+        "coyote3",
+        'properties = ["notify"] }',
+        'properties = ["notify", "read"] }',
+    ),
+    (  # a characteristic added
+        "coyote3",
+        '{ uuid = "0000150b-0000-1000-8000-00805f9b34fb", properties = ["notify"] },',
+        '{ uuid = "0000150b-0000-1000-8000-00805f9b34fb", properties = ["notify"] },\n'
+        '    { uuid = "0000150c-0000-1000-8000-00805f9b34fb", properties = ["write"] },',
+    ),
+    (  # another characteristic
+        "coyote2",
+        '"955a1507-0fe2-f5aa-a094-84b8d4f3e8ad"',
+        '"955a1508-0fe2-f5aa-a094-84b8d4f3e8ad"',
+    ),
+    (  # a table on a serial device
+        "et312",
+        "[device_settings]",
+        '[[gatt]]\nservice = "0000180c-0000-1000-8000-00805f9b34fb"\ncharacteristics = [\n'
+        '    { uuid = "0000150a-0000-1000-8000-00805f9b34fb", properties = ["write"] },\n]\n\n'
+        "[device_settings]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ident", "old", "new"), GATT_CHANGES, ids=range(len(GATT_CHANGES)))
+def test_a_changed_gatt_table_is_refused(ident: str, old: str, new: str) -> None:
+    text = builtin_text(ident)
+    assert text.count(old) == 1
+    with pytest.raises(ProfileError) as info:
+        parse_user_profile(text.replace(old, new), "mine.toml")
+    message = str(info.value)
+    assert message.startswith("mine.toml: [[gatt]] differs ("), message
+    assert f"the built-in {ident} profile has " in message
+    assert "allowed only the same services, characteristics and properties" in message
+    assert "\n" not in message
+
+
+def test_a_gatt_table_written_in_capitals_is_the_same_table() -> None:
+    text = builtin_text("coyote3").replace("0000150a-0000", "0000150A-0000")
+    assert parse_user_profile(text, "mine.toml").gatt == load_builtin_profile("coyote3").gatt
+
+
+def test_a_copy_made_before_the_device_registry_fields_still_loads(tmp_path: Path) -> None:
+    # simulator_class and [[gatt]] came with the device registry: a file without them takes
+    # the built-in's (they describe the hardware, so there is nothing to lower)
+    for ident in builtin_profile_ids():
+        text = edit(ident, "simulator_class", None).partition("\n[[gatt]]\n")[0]
+        assert "simulator_class" not in text and "[[gatt]]" not in text
+        path = tmp_path / f"old-{ident}.toml"
+        path.write_text(text, encoding="utf-8")
+        loaded = load_profile(path)
+        builtin = load_builtin_profile(ident)
+        assert dataclasses.replace(loaded, source_path=builtin.source_path) == builtin
+
+
 # --- the rules that no shipped profile can show through a file ------------------------------
 
 
@@ -249,6 +311,7 @@ def test_every_field_has_a_rule() -> None:
         "model",  # test_the_limits_must_agree_with_the_profile
         "max_rise_fraction_per_s",  # test_rise_rate_and_session_length_may_only_be_lowered
         "max_session_s",
+        "gatt",  # test_a_changed_gatt_table_is_refused
     }
     containers = {"limits", "calibration", "source_path"}
     fields = {

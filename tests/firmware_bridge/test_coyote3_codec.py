@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from firmware_bridge.codecs import coyote3 as C
 from firmware_bridge.errors import ProtocolError
 from firmware_bridge.events import BatteryReport, StrengthReport
-from safety import Guard, UnvettedFrameError, resolve_limits
+from safety import Guard, resolve_limits
 from tests.safety.helpers import demand, device, program
 
 OFF = ((0, 0, 0, 0), (0, 0, 0, 101))  # B disabled: intensity 101 in the last slot
