@@ -10,7 +10,8 @@ A program also says how far it rests on sources: one ``EvidenceMarker`` per para
 ``onset_rule`` and ``stage`` that the safety core's screening applies.
 
 This module holds plain frozen values. It never reads files (see ``waveforms.files``), never
-knows device units, and never decides what is safe (that is ``safety``).
+knows device units, and never decides what is safe (that is ``safety``). The rules a program
+must follow are in ``waveforms.validate`` (``Program.checked`` applies them).
 """
 
 from __future__ import annotations
@@ -177,6 +178,19 @@ class Program:
             if m.about == about:
                 return m
         return None
+
+    def checked(self) -> Program:
+        """This program, once it passes every rule of the program format; else
+        ``waveforms.validate.InvalidProgramError`` (a ``ProgramError``) naming the path of
+        the first bad value (``channels[0].segments[0].intensity``) and what is allowed.
+
+        However a program was made (a file, the library, ``Program(...)`` in code), this is
+        the one check (``waveforms.validate.check_program``). Call it as
+        ``Program.checked(value)`` to check a value that may not even be a ``Program``."""
+        from waveforms.validate import validate_program  # validate imports this module
+
+        validate_program(self)
+        return self
 
 
 #: ``[key] text``: a source that evidence markers can refer to by its key.

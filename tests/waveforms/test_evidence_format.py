@@ -223,21 +223,22 @@ def test_validate_program_checks_markers_built_in_code() -> None:
     program = parse_program(BASE + marker("points"))
     cases = [
         (replace(program, evidence_markers=(EvidenceMarker("colour", "sourced", ("Sung2021",)),)),
-         'evidence about = "colour" is not a parameter name'),
+         'evidence_markers[0].about: evidence 1 about = "colour" is not a parameter name'),
         (replace(program, evidence_markers=program.evidence_markers * 2),
-         'evidence (points) about = "points" is a duplicate'),
+         'evidence 2 (points) about = "points" is a duplicate of the marker on '
+         "evidence_markers[0].about"),
         (replace(program, evidence_markers=(EvidenceMarker("points", "proven", ("Sung2021",)),)),  # type: ignore[arg-type]
          'status = "proven" is not an evidence status'),
         (replace(program, evidence_markers=(EvidenceMarker("points", "sourced", ()),)),
-         'sources = (missing) is required for status = "sourced"'),
+         'sources = [] is required for status = "sourced"'),
         (replace(program, evidence_markers=(EvidenceMarker("points", "sourced", ("X",)),)),
          'sources = "X" is not a source key'),
         (replace(program, evidence_markers=(EvidenceMarker("points", "sourced", KEYS_17),)),
          "sources = [\"Sung2021\", \"Sung2021\", \"Sung2021\", ...] is too many"),
         (replace(program, evidence_markers=program.evidence_markers * 33),
-         "program evidence markers = 33 markers is too many"),
+         "program evidence_markers = 33 markers is too many"),
         (replace(program, evidence="sourced"),
-         'program evidence = "sourced" is not supported by the evidence markers'),
+         'program evidence = "sourced" is not supported by the [[evidence]] markers'),
         (replace(program, evidence="strong"),  # type: ignore[arg-type]
          'program evidence = "strong" is not an evidence level'),
         (replace(program, evidence="unstated"),

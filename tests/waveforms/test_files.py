@@ -580,8 +580,8 @@ def test_validate_program_applies_the_same_ranges_to_programs_built_in_code() ->
         validate_program(bad)
 
     assert str(info.value) == (
-        "tmj-test: channel A segment 1 (continuous) frequency_hz = 500.0 is out of range; "
-        "allowed 0.5..200 Hz"
+        "tmj-test: channels[0].segments[0].frequency_hz: channel A segment 1 (continuous) "
+        "frequency_hz = 500.0 is out of range; allowed 0.5..200 Hz"
     )
 
 
@@ -589,7 +589,7 @@ def test_validate_program_applies_the_same_ranges_to_programs_built_in_code() ->
     ("change", "fragment"),
     [
         ({"name": "Bad Name"}, 'program name = "Bad Name" is not a slug'),
-        ({"channels": ()}, "program channels = 0 channels is out of range"),
+        ({"channels": ()}, "channels: program channels = 0 channels is too few"),
         ({"electrode_area_cm2": 0.0}, "electrode_area_cm2 = 0.0 is out of range"),
         ({"title": " "}, 'program title = " " is empty'),
     ],
@@ -602,11 +602,12 @@ def test_validate_program_refuses_bad_programs(change: dict[str, object], fragme
 def test_validate_program_refuses_bad_channels() -> None:
     a, b = EXPECTED.channels
     cases = [
-        ((a, replace(b, name="a")), 'channel a name = "a" is a duplicate'),
+        ((a, replace(b, name="a")),
+         'channel 2 name = "a" is a duplicate of channel A (channels[0].name)'),
         ((replace(a, sites=("ST6",)),), 'channel A sites = "ST6" is not a site code'),
         ((replace(a, max_level_fraction=0.0),), "max_level_fraction = 0.0 is out of range"),
         ((replace(a, max_current_ma=51.0),), "max_current_ma = 51.0 is out of range"),
-        ((replace(a, segments=()),), "channel A segments = 0 segments is out of range"),
+        ((replace(a, segments=()),), "channel A segments = 0 segments is too few"),
         ((replace(a, segments=(Continuous(3000, 10, 200, 1), Continuous(700, 10, 200, 1))),),
          "channel A total duration_s = 3700.0 is too long"),
     ]  # fmt: skip
