@@ -15,6 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+# Only what the parser needs: each command module imports its engine, device, numpy or Qt
+# stack inside the command that uses it, so ``acustim --help`` starts fast
+# (``tests/acustim/test_cli_startup.py``, ``python -m bench --only cli_startup``).
 from acustim import __version__
 from acustim.commands import devices, gui, library, records, run, screening, simulate
 from acustim.commands._common import (
@@ -26,7 +29,6 @@ from acustim.commands._common import (
     UsageError,
     silence_broken_stdout,
 )
-from firmware_bridge.errors import BridgeError, UnknownDeviceError
 from waveforms.errors import AcustimError
 
 #: every command module, in the order --help lists them
@@ -78,17 +80,23 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     except Terminated:
         print("stopped: output set to zero (terminated)", file=err)
         return 128 + signal.SIGTERM
-    except UnknownDeviceError as exc:  # a mistyped device is the user's input
-        print(f"acustim: {exc}", file=err)
-        return EXIT_USAGE
-    except BridgeError as exc:  # the device or link failed, not the user's input
-        print(f"acustim: {exc}", file=err)
-        return EXIT_FAULT
     except AcustimError as exc:
         print(f"acustim: {exc}", file=err)
-        return EXIT_USAGE
+        return _error_code(exc)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
+
+
+def _error_code(exc: AcustimError) -> int:
+    """Exit 3 when the device or link failed; 2 for the user's input (a mistyped device too)."""
+    if isinstance(exc, UsageError):  # the parser's errors: no need to load the device bridge
+        return EXIT_USAGE
+    # the bridge is loaded here, not with the parser (a BridgeError comes from it anyway)
+    from firmware_bridge.errors import BridgeError, UnknownDeviceError
+
+    if isinstance(exc, BridgeError) and not isinstance(exc, UnknownDeviceError):
+        return EXIT_FAULT
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

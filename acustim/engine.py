@@ -21,10 +21,11 @@ from types import TracebackType
 from typing import Any
 
 from acustim.events import NoticeHandler
-from acustim.gate import admit
+from acustim.prestart import PlanItem, prepare
 from acustim.records import RecordStore, validate_patient_code
 from acustim.runner import SessionConfig, SessionRunner, SessionStatus
 from device_profiles.profile import DeviceProfile, load_profile
+from firmware_bridge.discovery import Found, scan_ble
 from firmware_bridge.driver import make_driver
 from firmware_bridge.errors import UnknownDeviceError
 from firmware_bridge.link import ByteStreamLink, SimulatorLink, link_for_simulator
@@ -32,8 +33,8 @@ from firmware_bridge.runtime import IoThread
 from firmware_bridge.serial_port import SerialTransport
 from firmware_bridge.streamer import StreamResult
 from firmware_bridge.transport import Transport, make_transport
-from safety.errors import LimitError
 from safety.guard import VettedFrame
+from safety.limits import SessionLimits
 from waveforms.builtin import find_program
 from waveforms.errors import AcustimError
 from waveforms.files import load_program as load_program_file
@@ -122,6 +123,12 @@ class Engine:
         self.devices.append(device)
         return device
 
+    def scan_ble(self, timeout_s: float = 5.0) -> concurrent.futures.Future[list[Found]]:
+        """Scan for BLE stimulators on the IO thread (never blocks the caller). The future
+        holds what was found, or a ``TransportError`` that says why this machine cannot
+        scan."""
+        return self.io.submit(scan_ble(timeout_s=timeout_s))
+
     def close(self) -> None:
         """Stop every session (zero output), close every device, stop the IO thread.
 
@@ -175,6 +182,14 @@ class Device:
             return self.transport.simulator
         return None
 
+    def drop_link(self, reason: str = "link lost (simulated)") -> None:
+        """A ``sim:`` device only: its in-process link drops, as a real link does (for tests,
+        demonstrations and the app's screenshots)."""
+        transport = self.transport
+        if not isinstance(transport, SimulatorLink | ByteStreamLink):
+            raise UnknownDeviceError(f"{self.spec} is not a simulator: its link cannot be dropped")
+        self.engine.io.call(lambda: transport.drop(reason))
+
     def start(
         self,
         program: Program | str,
@@ -192,15 +207,21 @@ class Device:
         onset_days: int | None = None,
         on_notice: NoticeHandler | None = None,
         on_frame: Callable[[int, VettedFrame], None] | None = None,
+        confirmed: Collection[PlanItem] | None = None,
     ) -> Session:
         """Start a session. Bad levels, ceilings or programs, an unsafe electrode placement, a
         Bell's palsy onset too recent, or a screening that does not clear raise here, before
-        anything is sent (see ``acustim.gate``). Output starts at zero and rises at the ramp
-        rate to ``levels``.
+        anything is sent (see ``acustim.admission``). Output starts at zero and rises at the
+        ramp rate to ``levels``.
 
         ``screening`` maps the questions of ``safety.screening.SCREENING_QUESTIONS`` to yes
         (True) or no; ``acknowledged`` names the precautions the practitioner acknowledged.
-        Without answers, the patient's latest clear screening in the store is used."""
+        Without answers, the patient's latest clear screening in the store is used.
+
+        ``confirmed``: the items of the pre-start plan (``acustim.prestart.prepare`` with the
+        same inputs) that were shown and confirmed; the CLI and the app pass
+        ``plan.items``. The plan is made again here, and a session with an item not among
+        them is refused (``UnconfirmedError``). ``None`` (a script): not checked."""
         with self._start_lock:  # one session at a time, however many threads ask
             if self._starting or (self.session is not None and not self.session.done):
                 raise DeviceBusyError(
@@ -223,6 +244,7 @@ class Device:
                 onset_days=onset_days,
                 on_notice=on_notice,
                 on_frame=on_frame,
+                confirmed=confirmed,
             )
             return self.session
         finally:
@@ -246,26 +268,25 @@ class Device:
         onset_days: int | None,
         on_notice: NoticeHandler | None,
         on_frame: Callable[[int, VettedFrame], None] | None,
+        confirmed: Collection[PlanItem] | None,
     ) -> Session:
-        prog = load_program(program) if isinstance(program, str) else program
+        prog = Program.checked(load_program(program) if isinstance(program, str) else program)
         patient_code = validate_patient_code(patient) if patient is not None else None
-        admission = admit(
+        # the pre-start plan (the same the CLI and the app showed): every refusal raises here
+        admission = prepare(
+            self,
             prog,
-            simulated=self.simulator is not None,
+            levels=levels,
+            ceilings=ceilings,
+            duration_s=duration_s,
+            rise_fraction_per_s=rise_fraction_per_s,
+            electrode_area_cm2=electrode_area_cm2,
             patient=patient_code,
             onset_days=onset_days,
-            answers=screening,
+            screening=screening,
             acknowledged=acknowledged,
-            store=self.engine.store,
-        )
+        ).admission(confirmed)
         prog = admission.program
-        names = [c.name for c in prog.channels]
-        for name in levels or {}:
-            if name not in names:
-                raise LimitError(
-                    f"level for channel {name}: program {prog.name} has channel"
-                    f"{'s' if len(names) > 1 else ''} {', '.join(names)}"
-                )
         config = SessionConfig(
             program=prog,
             levels_du=dict(levels or {}),
@@ -315,6 +336,11 @@ class Session:
     @property
     def session_id(self) -> int | None:
         return self.runner.session_id
+
+    @property
+    def limits(self) -> SessionLimits:
+        """The limits this session runs under (resolved before anything was sent; fixed)."""
+        return self.runner.limits
 
     def status(self) -> SessionStatus:
         return self.runner.status

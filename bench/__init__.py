@@ -14,7 +14,10 @@ failure. ``BENCHMARKS`` maps each name to its ``run(quick)`` function, in the or
 - ``device_estop``: per device and hosting, an emergency stop to the zero frame on the wire and
   to zero output at the simulator (target p99 within one device frame);
 - ``gui_refresh``: plot refresh with 4 channels over 30 s windows (target <= 10 ms) and stream
-  lateness while the window refreshes (target p99 <= 2 ms).
+  lateness while the window refreshes (target p99 <= 2 ms);
+- ``cli_startup``: ``acustim --help`` and ``acustim run --help`` from a fresh interpreter
+  (target p50 <= 300 ms), and no numpy, bleak, serial, PySide6 or pyqtgraph imported to build
+  the parser.
 
 Never imported by the application; never writes session records.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import _devices, _estop, _guard, _gui, _lateness, _render
+from bench import _devices, _estop, _guard, _gui, _lateness, _render, _startup
 from bench._common import BenchReport, TargetReport, machine
 
 BenchFn = Callable[[bool], BenchReport]
@@ -35,6 +38,7 @@ BENCHMARKS: dict[str, BenchFn] = {
     _render.NAME: _render.run,
     _devices.NAME: _devices.run,
     _gui.NAME: _gui.run,
+    _startup.NAME: _startup.run,
 }
 
 __all__ = ["BENCHMARKS", "BenchFn", "BenchReport", "TargetReport", "machine"]

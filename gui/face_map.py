@@ -27,9 +27,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from acustim import SIDE_NAMES, Acupoint, AcupointError, Program, Side, parse_site
 from gui import theme
-from waveforms.acupoints import SIDE_NAMES, Acupoint, AcupointError, Side, parse_site
-from waveforms.program import Program
 
 Diagram = Literal["face", "body"]
 

@@ -35,9 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from acustim import AcustimError
 from acustim.records import RecordStore, SessionInfo, validate_patient_code
 from acustim.report import build_report, write_html
-from waveforms.errors import AcustimError
 
 COLUMNS = ("Session", "Started", "Length", "Patient", "Program", "Device", "Outcome")
 ALL_PATIENTS = "All patients"

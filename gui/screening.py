@@ -1,7 +1,7 @@
 """The screening dialog: every contraindication question, answered before the first session of
 a patient. No answer is preset (an unread question must not pass as a "no"); a precaution
-answered yes needs its own acknowledgement. The rules are ``safety.screening``'s; this only
-asks."""
+answered yes needs its own acknowledgement. The rules are ``safety.screening``'s (through
+``acustim``, as every question the pre-start plan leaves open); this only asks."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from safety.screening import SCREENING_QUESTIONS, Question
+from acustim import SCREENING_QUESTIONS, ScreeningQuestion
 
 
 class ScreeningDialog(QDialog):
@@ -55,7 +55,7 @@ class ScreeningDialog(QDialog):
         layout.addWidget(self.buttons)
         self._update()
 
-    def _add(self, grid: QGridLayout, row: int, q: Question) -> int:
+    def _add(self, grid: QGridLayout, row: int, q: ScreeningQuestion) -> int:
         text = QLabel(f"{q.text}  <i>({q.kind})</i>")
         text.setWordWrap(True)
         yes, no = QRadioButton("Yes"), QRadioButton("No")

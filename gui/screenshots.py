@@ -21,11 +21,9 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
 
 from PySide6.QtWidgets import QApplication
 
-from acustim.engine import Engine, load_program
-from firmware_bridge.link import SimulatorLink
+from acustim import Engine, builtin_names, list_simulators, load_program
 from gui.app import create_app
 from gui.window import MainWindow
-from waveforms.builtin import builtin_names
 
 SIZE = (1440, 900)
 
@@ -125,9 +123,8 @@ def take(out: Path) -> list[Path]:
         window.channels.cards["A"].slider.setValue(20)
         pump(app, 2.5)
         device = window.device
-        assert device is not None and isinstance(device.transport, SimulatorLink)
-        link = device.transport
-        engine.io.call(lambda: link.drop("Bluetooth link lost (simulated)"))
+        assert device is not None
+        device.drop_link("Bluetooth link lost (simulated)")
         pump(app, 3.0, lambda: window.session is not None and window.session.done)
         pump(app, 0.5)
         _save(window, out, "fault", saved)
@@ -160,9 +157,7 @@ def take(out: Path) -> list[Path]:
 
 
 def _simulator_ids() -> list[str]:
-    from firmware_bridge.discovery import simulators
-
-    return [f.spec.split(":", 1)[1] for f in simulators()]
+    return [f.spec.split(":", 1)[1] for f in list_simulators()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """The practitioner's window: wires the panels to the engine the CLI uses.
 
-Everything that reaches a device goes through ``acustim.engine`` (``Engine``, ``Device``,
-``Session``); the GUI thread never touches a transport, the guard or the streamer. From the IO
+Everything that reaches a device goes through ``acustim`` (``Engine``, ``Device``,
+``Session``); the GUI thread never touches a transport, the guard or the streamer. What is
+shown, asked and confirmed before Start is the pre-start plan of ``acustim.prestart`` (the one
+``acustim run`` prints), and ``Device.start`` checks that its items were confirmed. From the IO
 thread, frames go into a ``LiveBuffer`` (``on_frame``) and notices into a queued Qt signal
 (``on_notice``); a ~30 Hz timer on the GUI thread reads the buffer and the session status.
 Slow work (connect, disconnect, BLE scan) runs off the GUI thread and reports back by signal.
@@ -33,12 +35,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acustim.engine import Device, Engine, Session, load_program
+from acustim import (
+    SHOWN_BEFORE_START,
+    AcustimError,
+    Device,
+    Engine,
+    Found,
+    ItemKind,
+    Pending,
+    Program,
+    Session,
+    SessionLimits,
+    StartPlan,
+    builtin_names,
+    builtin_programs,
+    list_serial_ports,
+    list_simulators,
+    load_program,
+    prepare,
+)
 from acustim.events import EventKind, SessionEvent
-from acustim.gate import recorded_answers, screening_needed
 from acustim.live import LiveBuffer
-from acustim.records import validate_patient_code
-from firmware_bridge.discovery import Found, scan_ble, serial_ports, simulators
 from gui import theme
 from gui.bridge import Bridge
 from gui.history import HistoryView
@@ -50,10 +67,6 @@ from gui.panels.program import ProgramPanel
 from gui.panels.session import SessionHeader
 from gui.plots import WINDOW_S, LivePlots
 from gui.screening import ask_screening
-from safety.limits import SessionLimits, resolve_limits
-from waveforms.builtin import builtin_names, builtin_programs
-from waveforms.errors import AcustimError
-from waveforms.program import Program
 
 REFRESH_MS = 33  # ~30 Hz
 STOP_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Escape)
@@ -82,6 +95,11 @@ def ask(parent: QWidget) -> Confirm:
         return answer == QMessageBox.StandardButton.Yes
 
     return confirm
+
+
+def sentence(text: str) -> str:
+    """A plan item's text as a sentence (ending with a full stop)."""
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def program_max_frequency_hz(program: Program) -> float:
@@ -290,9 +308,9 @@ class MainWindow(QMainWindow):
     # --- devices ---------------------------------------------------------------------------------
     def refresh_devices(self, select: str | None = None) -> None:
         """List simulators and serial ports (this opens nothing)."""
-        found: list[Found] = list(simulators())
+        found: list[Found] = list(list_simulators())
         try:
-            found += serial_ports()
+            found += list_serial_ports()
         except Exception as exc:  # no pyserial port listing on this system: say so
             self.log.add("error", f"could not list serial ports: {exc}", "warn")
         ble = [f for f in self.device_panel.found if f.kind == "ble"]
@@ -379,7 +397,7 @@ class MainWindow(QMainWindow):
         self.device_panel.message.show_message("Scanning for Bluetooth devices…", "info")
         self._update_controls()
         report = self.bridge.callback(self._scanned)
-        future = self.engine.io.submit(scan_ble(timeout_s=4.0))
+        future = self.engine.scan_ble(timeout_s=4.0)
 
         def finished(f: Any) -> None:
             if f.cancelled():
@@ -419,8 +437,9 @@ class MainWindow(QMainWindow):
         self._update_controls()
 
     def _preview(self) -> None:
-        """Resolve the limits this program would run under on this device (pure; the engine
-        resolves them again, identically, when the session starts)."""
+        """The pre-start plan of this program on this device, before any level, patient or
+        answer: the limits it would run under and the device's caveats (pure; the engine
+        makes the plan again, identically, when the session starts)."""
         program, device = self.program, self.device
         self.limits = None
         self.header.banner.clear_message()
@@ -435,7 +454,7 @@ class MainWindow(QMainWindow):
             return
         profile = device.profile
         try:
-            self.limits = resolve_limits(profile.limits, program)
+            plan = prepare(device, program)
         except AcustimError as exc:
             for card in self.channels.cards.values():
                 card.set_limit(None)
@@ -445,6 +464,7 @@ class MainWindow(QMainWindow):
             self.ramp_note.setText("")
             self._configure_plots(None)
             return
+        self.limits = plan.limits
         step = max(1, round(profile.limits.max_level_du / 200))
         for ch in self.limits.channels:
             if ch.name in self.channels.cards:
@@ -454,17 +474,12 @@ class MainWindow(QMainWindow):
             f"Output rises towards the target at most {rise:g} du/s and falls at once. "
             f"Arrow keys or +/- on a slider: {step} du; PageUp/PageDown: {10 * step} du."
         )
-        if not profile.stops_when_host_silent:
+        for item in plan.of_kind(ItemKind.RUNS_ON):
             self.header.banner.show_message(
-                f"{profile.name} keeps stimulating if this computer or app stops: keep its own "
-                "off switch within reach. You will be asked to confirm before the session.",
-                "warn",
+                f"{sentence(item.text)} You will be asked to confirm before the session.", "warn"
             )
-        if not profile.pulse_width_controlled:
-            self.program_panel.set_device_note(
-                f"{profile.name} sets the pulse width itself: this program's pulse widths "
-                "are not delivered."
-            )
+        notes = plan.of_kind(ItemKind.DEVICE_PULSE_WIDTH, ItemKind.PULSE_WIDTH)
+        self.program_panel.set_device_note("\n".join(sentence(item.text) for item in notes))
         self._configure_plots(device)
 
     def _configure_plots(self, device: Device | None) -> None:
@@ -496,41 +511,37 @@ class MainWindow(QMainWindow):
             self.header.banner.show_message("Connect a device and choose a program first.", "warn")
             return
         profile = device.profile
-        if not profile.stops_when_host_silent and not self.confirm(
-            "This device keeps stimulating",
-            f"{profile.name} keeps stimulating if this computer or this app stops "
-            f"({profile.stops_when_host_silent_note or 'declared in its profile'}).\n\n"
-            "Keep the device's own off switch within reach. Start the session?",
-        ):
-            self.log.add("cancelled", "start cancelled: the device keeps stimulating on its own")
-            return
+        all_levels = self.channels.levels()
+        levels = {name: du for name, du in all_levels.items() if du > 0}  # the rest start at 0
+        ceilings = self.channels.ceilings()
         patient = self.patient.text().strip() or None
-        if patient is not None:
-            try:
-                patient = validate_patient_code(patient)
-            except AcustimError as exc:
-                self.header.banner.show_message(f"Not started: {exc}", "danger")
-                return
+        plan = self._plan(device, program, levels, ceilings, patient)
+        if plan is None:
+            return
         onset_days: int | None = None
-        if program.onset_rule:
+        if Pending.ONSET_DAYS in plan.pending:
             onset_days = self.ask_onset(program)
             if onset_days is None:
                 self.log.add("cancelled", "start cancelled: days since onset not given")
                 return
         answers: dict[str, bool] | None = None
         acknowledged: list[str] = []
-        if (
-            screening_needed(simulated=device.simulator is not None, patient=patient)
-            and recorded_answers(self.engine.store, patient) is None
-        ):
-            asked = self.ask_screening(patient)
+        if Pending.SCREENING in plan.pending:
+            asked = self.ask_screening(plan.patient)
             if asked is None:
                 self.log.add("cancelled", "start cancelled: screening not answered")
                 return
             answers, acknowledged = asked
-        all_levels = self.channels.levels()
-        levels = {name: du for name, du in all_levels.items() if du > 0}  # the rest start at 0
-        ceilings = self.channels.ceilings()
+        if plan.pending:
+            plan = self._plan(
+                device, program, levels, ceilings, patient, onset_days, answers, acknowledged
+            )
+            if plan is None:
+                return
+        if not self._confirm_plan(plan):
+            return
+        for item in plan.items:  # shown before Start; the session's own repeats are skipped
+            self.log.add(item.kind, item.text, "warn" if item.confirm else None)
         live = LiveBuffer.for_window(
             [c.name for c in program.channels],
             sample_period_s=profile.limits.sample_period_s,
@@ -552,6 +563,7 @@ class MainWindow(QMainWindow):
                 screening=answers,
                 acknowledged=acknowledged,
                 onset_days=onset_days,
+                confirmed=plan.items,
             )
         except (AcustimError, RuntimeError) as exc:
             self.header.banner.show_message(f"Not started: {exc}", "danger")
@@ -573,6 +585,52 @@ class MainWindow(QMainWindow):
         first = next(iter(self.channels.cards.values()), None)
         if first is not None:
             first.slider.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _plan(
+        self,
+        device: Device,
+        program: Program,
+        levels: dict[str, int],
+        ceilings: dict[str, int],
+        patient: str | None,
+        onset_days: int | None = None,
+        answers: dict[str, bool] | None = None,
+        acknowledged: list[str] | None = None,
+    ) -> StartPlan | None:
+        """The pre-start plan for these inputs; None (and the refusal shown) if refused."""
+        try:
+            return prepare(
+                device,
+                program,
+                levels=levels,
+                ceilings=ceilings,
+                patient=patient,
+                onset_days=onset_days,
+                screening=answers,
+                acknowledged=acknowledged or (),
+            )
+        except AcustimError as exc:
+            self.header.banner.show_message(f"Not started: {exc}", "danger")
+            self.log.add("error", f"not started: {exc}", "danger")
+            return None
+
+    def _confirm_plan(self, plan: StartPlan) -> bool:
+        """Ask for an explicit yes to the plan's items that need one (every other item is
+        listed with them); True if there is nothing to confirm."""
+        to_confirm = plan.to_confirm
+        if not to_confirm:
+            return True
+        runs_on = bool(plan.of_kind(ItemKind.RUNS_ON))
+        text = "\n\n".join(sentence(item.text) for item in to_confirm)
+        others = [item for item in plan.items if not item.confirm]
+        if others:
+            text += "\n\nAlso:\n" + "\n".join(f"• {sentence(item.text)}" for item in others)
+        title = "This device keeps stimulating" if runs_on else "Before the session"
+        if self.confirm(title, f"{text}\n\nStart the session?"):
+            return True
+        why = "the device keeps stimulating on its own" if runs_on else "not confirmed"
+        self.log.add("cancelled", f"start cancelled: {why}")
+        return False
 
     def emergency_stop(self) -> None:
         """STOP: zero output at once and end the session (safe to press at any time)."""
@@ -616,6 +674,8 @@ class MainWindow(QMainWindow):
         if self.closed:
             return
         kind, message = event.kind, event.message
+        if kind in SHOWN_BEFORE_START:
+            return  # the session repeats the plan's items for its record: shown before Start
         if kind in (EventKind.END, EventKind.STOP):
             # the end is reported once, with its figures, by _session_ended; the guard's
             # "stop" repeats the pause or STOP line this window already wrote

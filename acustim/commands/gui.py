@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from typing import Any, TextIO
 
@@ -33,6 +32,8 @@ def gui_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_gui(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import subprocess  # here, not with the parser: ``acustim --help`` starts fast
+
     argv = gui_argv(args)
     out.flush()
     err.flush()

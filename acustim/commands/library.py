@@ -11,29 +11,16 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from acustim.commands._common import EXIT_OK, EXIT_USAGE
-from safety.placement import PlacementError, PlacementReport, check_placement
-from safety.screening import (
-    BELLS_ACUTE_MAX_LEVEL_FRACTION,
-    BELLS_ACUTE_UNTIL_DAY,
-    BELLS_CHRONIC_FROM_DAY,
-    BELLS_NO_EA_UNTIL_DAY,
-)
-from waveforms.acupoints import SIDE_NAMES, AcupointError, load_catalogue, parse_site
-from waveforms.builtin import (
-    builtin_names,
-    builtin_programs,
-    check_user_program,
-    find_program,
-    load_user_programs,
-    user_programs_dir,
-)
 from waveforms.errors import AcustimError, ProgramError
-from waveforms.files import CORE_EVIDENCE, find_line
-from waveforms.files import load_program as load_program_file
-from waveforms.program import Program, Segment
+
+# ``safety`` and the rest of ``waveforms`` (numpy, through the rendering) are imported in the
+# functions that use them, not with the parser: ``acustim --help`` starts fast.
+if TYPE_CHECKING:
+    from safety.placement import PlacementReport
+    from waveforms.program import Program, Segment
 
 __all__ = [
     "check_program",
@@ -62,6 +49,10 @@ def _source_text(program: Program) -> str | None:
 def check_program(program: Program, *, isolated_channels: bool = False) -> PlacementReport:
     """The placement check of a loaded program; raises ``PlacementError`` on one line, with
     ``file:line`` (the first refused channel's ``sites``) where the program has a file."""
+    from safety.placement import PlacementError, check_placement
+    from waveforms.acupoints import load_catalogue
+    from waveforms.files import find_line
+
     report = check_placement(program, load_catalogue(), isolated_channels=isolated_channels)
     if report.ok:
         return report
@@ -81,12 +72,17 @@ def check_program(program: Program, *, isolated_channels: bool = False) -> Place
 def load_checked(path: str | Path) -> tuple[Program, PlacementReport]:
     """Load a program file and check its placement: the program and its warnings, or a
     one-line ``ProgramError`` / ``PlacementError`` naming the file and line."""
+    from waveforms.files import load_program as load_program_file
+
     program = load_program_file(path)
     return program, check_program(program)
 
 
 def _lookup(name: str) -> tuple[Program, str]:
     """A program by built-in name, user program name, or path; and what kind it is."""
+    from waveforms.builtin import builtin_names, find_program
+    from waveforms.files import load_program as load_program_file
+
     if name in builtin_names():
         return find_program(name), "built-in"
     if name.endswith(".toml") or "/" in name or Path(name).is_file():
@@ -99,6 +95,8 @@ def _lookup(name: str) -> tuple[Program, str]:
 
 def evidence_summary(program: Program) -> str:
     """One line: how far the program rests on sources."""
+    from waveforms.files import CORE_EVIDENCE
+
     if program.evidence == "sourced":
         return "SOURCED: every core parameter (" + ", ".join(CORE_EVIDENCE) + ") has a source"
     if program.evidence == "unstated":
@@ -158,6 +156,13 @@ def _segment_text(segment: Segment) -> tuple[str, str, str]:
 
 
 def _onset_text(program: Program) -> str | None:
+    from safety.screening import (
+        BELLS_ACUTE_MAX_LEVEL_FRACTION,
+        BELLS_ACUTE_UNTIL_DAY,
+        BELLS_CHRONIC_FROM_DAY,
+        BELLS_NO_EA_UNTIL_DAY,
+    )
+
     if program.onset_rule != "bells-palsy":
         return None
     text = (
@@ -182,6 +187,8 @@ def _wrap(text: str, indent: str, later: str | None = None) -> list[str]:
 
 
 def _show(program: Program, kind: str, report: PlacementReport | None, error: str) -> list[str]:
+    from waveforms.acupoints import SIDE_NAMES, parse_site
+
     out = [f"{program.name}: {program.title} ({kind})"]
     out += _wrap(f"indication: {program.indication}", "  ")
     out += _wrap(f"evidence: {evidence_summary(program)}", "  ")
@@ -272,6 +279,9 @@ def _show(program: Program, kind: str, report: PlacementReport | None, error: st
 
 
 def cmd_programs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from safety.placement import PlacementError
+    from waveforms.builtin import builtin_programs, load_user_programs
+
     user = load_user_programs()
     bad = [str(e) for e in user.errors]
     listed: list[tuple[Program, str]] = [(p, "") for p in builtin_programs()]
@@ -298,6 +308,8 @@ def cmd_programs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from safety.placement import PlacementError
+
     program, kind = _lookup(args.name)
     error = ""
     report: PlacementReport | None = None
@@ -314,6 +326,10 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from safety.placement import PlacementError
+    from waveforms.acupoints import AcupointError
+    from waveforms.builtin import check_user_program, user_programs_dir
+
     bad = 0
     folder = user_programs_dir().resolve()
     for path in args.files:
@@ -337,13 +353,30 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_USAGE if bad else EXIT_OK
 
 
+#: where ``acustim programs --help`` names the user programs folder
+_USER_PROGRAMS_DIR = "{user programs folder}"
+
+
+class _ProgramsHelp(argparse.HelpFormatter):
+    """Names the user programs folder when the help is shown: finding it imports
+    ``waveforms.builtin``, which building the parser does not."""
+
+    def add_text(self, text: str | None) -> None:
+        if text is not None and _USER_PROGRAMS_DIR in text:
+            from waveforms.builtin import user_programs_dir
+
+            text = text.replace(_USER_PROGRAMS_DIR, str(user_programs_dir()))
+        super().add_text(text)
+
+
 def register(sub: Any) -> None:
     programs = sub.add_parser(
         "programs",
         help="list the built-in and user programs",
         description="List the built-in programs and the user's programs "
-        f"(in {user_programs_dir()}; set $ACUSTIM_DATA_DIR to move it). A user program file "
+        f"(in {_USER_PROGRAMS_DIR}; set $ACUSTIM_DATA_DIR to move it). A user program file "
         "that is invalid or has a refused placement is reported on one line and not listed.",
+        formatter_class=_ProgramsHelp,
     )
     programs.add_argument(
         "--indication",

@@ -12,28 +12,26 @@ import argparse
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from acustim.commands._common import EXIT_OK, EXIT_USAGE, UsageError, shown, whole_number
-from acustim.export import export_csv, export_json
-from acustim.records import (
-    DATA_DIR_ENV,
-    RecordsError,
-    RecordStore,
-    SessionInfo,
-    default_store_path,
-    validate_patient_code,
-)
-from acustim.report import build_report, check_output_path, write_html, write_pdf
 from waveforms.errors import AcustimError
 
+# The records store, reports and exports are imported in the functions that use them, not
+# with the parser: ``acustim --help`` starts fast.
+if TYPE_CHECKING:
+    from acustim.records import RecordStore, SessionInfo
+
+#: ``acustim.records.DATA_DIR_ENV`` (``tests/acustim/test_cli_startup.py`` checks they agree)
 _STORE_HELP = (
-    f"the records store (default: $ACUSTIM_DATA_DIR/records.sqlite3 if {DATA_DIR_ENV} is set,"
+    "the records store (default: $ACUSTIM_DATA_DIR/records.sqlite3 if ACUSTIM_DATA_DIR is set,"
     " else records.sqlite3 in your user data directory)"
 )
 
 
 def _patient(text: str) -> str:
+    from acustim.records import RecordsError, validate_patient_code
+
     try:
         return validate_patient_code(text)
     except RecordsError as exc:
@@ -61,10 +59,14 @@ def _moment(text: str) -> date | datetime:
 
 
 def _store_path(args: argparse.Namespace) -> Path:
+    from acustim.records import default_store_path
+
     return Path(args.store).expanduser() if args.store else default_store_path()
 
 
 def _open(args: argparse.Namespace) -> RecordStore:
+    from acustim.records import RecordStore
+
     return RecordStore.open(_store_path(args), read_only=True)
 
 
@@ -74,6 +76,8 @@ MAX_SESSION_DIGITS = len(str(MAX_SESSION_ID))
 
 
 def _session_id(store: RecordStore, text: str) -> int:
+    from acustim.records import RecordsError
+
     if text == "last":
         sessions = store.sessions()
         if not sessions:
@@ -164,6 +168,8 @@ def cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from acustim.report import build_report, check_output_path, write_html, write_pdf
+
     try:
         if not args.html and not args.pdf:
             raise UsageError("give --html FILE, --pdf FILE or both (see acustim report --help)")
@@ -185,6 +191,9 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from acustim.export import export_csv, export_json
+    from acustim.report import check_output_path
+
     try:
         if not args.csv and not args.json:
             raise UsageError("give --csv FILE, --json FILE or both (see acustim export --help)")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from acustim import __version__
 from acustim.commands._common import (
@@ -34,23 +34,17 @@ from acustim.commands._common import (
 )
 from acustim.commands.library import check_program
 from acustim.commands.screening import ask, load_answers
-from acustim.device_address import check_device_spec
-from acustim.engine import Device, Engine, Session, load_program
-from acustim.events import EventKind, SessionEvent
-from acustim.gate import recorded_answers, screening_needed
-from acustim.records import validate_patient_code
-from acustim.runner import SessionStatus
-from device_profiles.profile import DeviceProfile
-from firmware_bridge.streamer import StreamResult
-from safety.errors import LimitError
-from safety.fit import check_program_fits
-from safety.guard import VettedFrame
-from safety.limits import resolve_limits
-from safety.placement import PlacementError
-from waveforms.builtin import builtin_names, load_builtin
-from waveforms.files import CHANNEL_NAME_PATTERN, ELECTRODE_AREA_CM2
-from waveforms.program import Program
-from waveforms.render import render
+
+# The engine, device, safety and waveform stacks (numpy among them) are imported in the
+# functions that use them, not with the parser: ``acustim --help`` starts fast.
+if TYPE_CHECKING:
+    from acustim.engine import Engine, Session
+    from acustim.events import SessionEvent
+    from acustim.runner import SessionStatus
+    from firmware_bridge.streamer import StreamResult
+    from safety.guard import VettedFrame
+    from safety.placement import PlacementError
+    from waveforms.program import Program
 
 #: ``--status-every``: seconds between status lines when output is not a terminal.
 STATUS_EVERY_S = (0.1, 3600.0)
@@ -61,6 +55,8 @@ MAX_ONSET_DAYS = 36500
 def _channel_values(pairs: Sequence[str], what: str) -> dict[str, int]:
     """``--level A=20`` pairs: a channel name, ``=``, then 1..6 ASCII digits; nothing else
     (no sign, no spaces, no ``²``, no 5000-digit numbers that ``int()`` refuses)."""
+    from waveforms.files import CHANNEL_NAME_PATTERN
+
     out: dict[str, int] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -79,6 +75,9 @@ def _channel_values(pairs: Sequence[str], what: str) -> dict[str, int]:
 
 def _check_options(args: argparse.Namespace) -> None:
     """The options that need no program and no device: refused before anything opens."""
+    from acustim.device_address import check_device_spec
+    from waveforms.files import ELECTRODE_AREA_CM2
+
     if args.duration is not None and args.duration <= 0:  # NaN and inf: the limits say
         raise UsageError(f"--duration {args.duration:g}: must be > 0 seconds")
     if args.area is not None and args.area not in ELECTRODE_AREA_CM2:
@@ -250,6 +249,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from acustim.engine import Engine, load_program
+
     # Everything the user gave is read and checked before the store or a device is opened.
     _check_options(args)
     program = load_program(args.program)
@@ -287,21 +288,46 @@ def _run_session(
     out: TextIO,
     err: TextIO,
 ) -> int:
+    from acustim.events import EventKind
+    from acustim.prestart import SHOWN_BEFORE_START, ItemKind, Pending, StartPlan, prepare
+    from safety.placement import PlacementError
+
     device = engine.connect(args.device)
     profile = device.profile
     answers: dict[str, bool] | None = None
     acknowledged: list[str] = []
     if screening is not None:
         answers, acknowledged = screening
-    elif sys.stdin.isatty() and needs_screening(device, args.patient, engine):
-        answers, acknowledged = ask(out, input)
 
     def notice(event: SessionEvent) -> None:
         if event.kind in (EventKind.LEVEL, EventKind.START, EventKind.END):
             return
+        if event.kind in SHOWN_BEFORE_START:
+            return  # printed from the pre-start plan, before streaming
         print(f"  ! {event.message}", file=err, flush=True)
 
+    def plan() -> StartPlan:
+        """The pre-start plan (the app's too): refusals raise here."""
+        return prepare(
+            device,
+            program,
+            levels=levels,
+            ceilings=ceilings,
+            duration_s=args.duration,
+            rise_fraction_per_s=args.ramp,
+            electrode_area_cm2=args.area,
+            patient=args.patient,
+            screening=answers,
+            acknowledged=acknowledged,
+            onset_days=args.onset_days,
+        )
+
     try:
+        prestart = plan()
+        if prestart.pending == (Pending.SCREENING,) and sys.stdin.isatty():
+            answers, acknowledged = ask(out, input)  # a terminal asks the questions itself
+            prestart = plan()
+        prestart.require_answers()  # the days since onset, a screening: refused if missing
         session = device.start(
             program,
             levels=levels,
@@ -316,15 +342,15 @@ def _run_session(
             onset_days=args.onset_days,
             on_notice=notice,
             on_frame=trace,
+            confirmed=prestart.items,  # every one is printed below, before streaming
         )
-    except PlacementError as exc:  # a LimitError too: first
+    except PlacementError as exc:
         raise _placement_at_line(exc, program) from None
-    except LimitError as exc:
-        raise _with_deliverable(exc, program, profile) from None
-    limits = session.runner.limits
+    limits = session.limits
+    calibrated = not prestart.of_kind(ItemKind.UNCALIBRATED)
     print(
         f"acustim {__version__}: {program.name} ({program.title}) on {args.device} "
-        f"({profile.name}, {'calibrated' if profile.calibrated else 'uncalibrated'})",
+        f"({profile.name}, {'calibrated' if calibrated else 'uncalibrated'})",
         file=out,
     )
     unit = profile.level_unit
@@ -336,18 +362,15 @@ def _run_session(
         f"length {_clock(session.status().total_s)}",
         file=out,
     )
-    if not profile.stops_when_host_silent:
-        print(
-            f"  WARNING: {profile.name} keeps stimulating if this computer stops; "
-            "stop it on the device itself if the app fails",
-            file=err,
-        )
-    if not profile.pulse_width_controlled:
-        print(
-            f"  note: {profile.name} sets pulse width itself; program pulse widths "
-            "are not delivered",
-            file=out,
-        )
+    for item in prestart.items:
+        if item.kind is ItemKind.UNCALIBRATED:
+            continue  # said in the first line
+        if item.kind is ItemKind.RUNS_ON:
+            print(f"  WARNING: {item.text}", file=err, flush=True)
+        elif item.kind is ItemKind.DEVICE_PULSE_WIDTH:
+            print(f"  note: {item.text}", file=out, flush=True)
+        else:
+            print(f"  ! {item.text}", file=err, flush=True)
     print("  Ctrl-C stops output at once.", file=out, flush=True)
     result = _watch(session, out, args)
     return _report(result, session, engine, out, err)
@@ -402,6 +425,8 @@ def _report(
 def _placement_at_line(exc: PlacementError, program: Program) -> PlacementError:
     """A placement refusal of a program file names the file and the line of the first
     refused channel's sites, as ``acustim validate`` does."""
+    from safety.placement import PlacementError
+
     if program.source_path is None:
         return exc
     try:
@@ -409,50 +434,6 @@ def _placement_at_line(exc: PlacementError, program: Program) -> PlacementError:
     except PlacementError as located:
         return located
     return exc
-
-
-def _fit_error(program: Program, profile: DeviceProfile) -> str | None:
-    """Why ``profile``'s device cannot deliver ``program`` as written, or None if it can
-    (the checks a session makes before anything is sent: ``safety.limits`` and
-    ``safety.fit``, on the render the session would stream)."""
-    limits = profile.limits
-    try:
-        resolve_limits(limits, program)
-        check_program_fits(
-            program,
-            render(program, limits.sample_period_s),
-            limits,
-            device_name=profile.name,
-            pulse_width_controlled=profile.pulse_width_controlled,
-        )
-    except LimitError as exc:
-        return str(exc)
-    return None
-
-
-def deliverable_builtins(profile: DeviceProfile) -> list[str]:
-    """The built-in programs ``profile``'s device can deliver as written."""
-    return [name for name in builtin_names() if _fit_error(load_builtin(name), profile) is None]
-
-
-def _with_deliverable(exc: LimitError, program: Program, profile: DeviceProfile) -> LimitError:
-    """A refusal because the device cannot deliver the program says what it can run."""
-    if _fit_error(program, profile) != str(exc):
-        return exc  # another refusal (a level, a ceiling): nothing to add
-    names = deliverable_builtins(profile)
-    can = ", ".join(names) if names else "none"
-    return LimitError(
-        f"{str(exc).rstrip('. ')}; built-in programs {profile.name} can run: {can} "
-        "('acustim show NAME' describes one)"
-    )
-
-
-def needs_screening(device: Device, patient: str | None, engine: Engine) -> bool:
-    """No answers given: would the session need them (and are none on record)?"""
-    if not screening_needed(simulated=device.simulator is not None, patient=patient):
-        return False
-    code = validate_patient_code(patient) if patient is not None else None
-    return recorded_answers(engine.store, code) is None
 
 
 def register(sub: Any) -> None:

@@ -10,18 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import tomllib
 from collections.abc import Mapping
 from typing import Any, TextIO
 
 from acustim.commands._common import EXIT_OK, UsageError, read_regular_file
-from safety.screening import SCREENING_QUESTIONS
-from waveforms.files import deepest_nesting
+
+# ``safety``, ``waveforms.files`` and ``tomllib`` are imported in the functions that use them,
+# not with the parser: ``acustim --help`` starts fast.
 
 
 def template() -> str:
     """Every question with "?" for an answer: the file is refused until each one is answered
     (a default of "no" would let an unread question pass)."""
+    from safety.screening import SCREENING_QUESTIONS
+
     lines = [
         '# acustim screening: replace every "?" by true (yes) or false (no).',
         "# A yes to a contraindication blocks the session; a yes to a precaution needs",
@@ -78,6 +80,11 @@ def load_answers(path: str) -> tuple[dict[str, bool], list[str]]:
     """Read a screening file; every problem is one line naming the file (and the line).
 
     Only a regular file of at most 64 KiB is read (a FIFO would wait for a writer forever)."""
+    import tomllib
+
+    from safety.screening import SCREENING_QUESTIONS
+    from waveforms.files import deepest_nesting
+
     data = read_regular_file(path, "the screening file", MAX_SCREENING_BYTES)
     try:
         text = data.decode("utf-8-sig")
@@ -159,6 +166,8 @@ def load_answers(path: str) -> tuple[dict[str, bool], list[str]]:
 
 def ask(out: TextIO, read: Any) -> tuple[dict[str, bool], list[str]]:
     """Ask every question on a terminal; precautions answered yes must be acknowledged."""
+    from safety.screening import SCREENING_QUESTIONS
+
     answers: dict[str, bool] = {}
     acknowledged: list[str] = []
     print("Screening (answer y or n):", file=out, flush=True)

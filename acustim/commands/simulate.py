@@ -8,16 +8,28 @@ printed to stderr every few seconds. Serves until interrupted or terminated (exi
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import threading
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from acustim.commands._common import EXIT_OK, UsageError, seconds_in
-from device_profiles.profile import load_profile
-from firmware_bridge.link import BYTE_STREAM_SIMULATORS, simulator_factory
-from simulators.clock import WallClock
-from simulators.hosting.pty import ByteDevice, PtyHost
+
+# The device and simulator stacks are imported by ``cmd_simulate``, not with the parser:
+# ``acustim --help`` starts fast. ``PtyHost`` and ``ByteDevice`` stay attributes of this
+# module (loaded on first use, PEP 562), so a test can still replace ``PtyHost`` here.
+if TYPE_CHECKING:
+    from simulators.hosting.pty import ByteDevice as ByteDevice
+    from simulators.hosting.pty import PtyHost as PtyHost
+else:
+
+    def __getattr__(name: str) -> object:
+        if name not in ("ByteDevice", "PtyHost"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module("simulators.hosting.pty"), name)
+        globals()[name] = value
+        return value
 
 
 def describe(simulator: Any, t_s: float) -> str:
@@ -38,6 +50,11 @@ def describe(simulator: Any, t_s: float) -> str:
 
 
 def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from acustim.commands.simulate import PtyHost  # this module's (see above)
+    from device_profiles.profile import load_profile
+    from firmware_bridge.link import BYTE_STREAM_SIMULATORS, simulator_factory
+    from simulators.clock import WallClock
+
     profile = load_profile(args.device)
     if profile.simulator is None:
         raise UsageError(f"{profile.id} has no simulator")

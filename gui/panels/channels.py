@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acustim.runner import ChannelStatus
+from acustim import ChannelStatus
 from gui import theme
 from gui.panels.common import Card, muted
 

@@ -20,8 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from device_profiles.profile import DeviceProfile
-from firmware_bridge.discovery import Found
+from acustim import DeviceProfile, Found
 from gui import theme
 from gui.panels.common import Banner, Card, muted, set_colour, value_label
 

@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from acustim import Program, Segment
 from gui import theme
 from gui.face_map import FaceMap
 from gui.panels.common import Card, muted
-from waveforms.program import Program, Segment
 
 
 def clock(seconds: float) -> str:

@@ -18,11 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from acustim.runner import SessionStatus
+from acustim import Program, SessionStatus
 from gui import theme
 from gui.panels.common import Banner, Card, muted, set_colour
 from gui.panels.program import KIND_NAMES, clock
-from waveforms.program import Program
 
 KIND_COLOURS = {
     "ramp": "#c9dfe7",

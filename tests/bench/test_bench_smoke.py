@@ -26,6 +26,7 @@ NAMES = (
     "render_speed",
     "device_estop",
     "gui_refresh",
+    "cli_startup",
 )
 
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 import acustim.engine
-import gui.window
+from acustim import ItemKind, prepare
 from acustim.engine import Engine
 from firmware_bridge.errors import TransportError
 from gui.app import install_excepthook
@@ -318,10 +318,11 @@ def test_a_busy_gui_thread_does_not_make_the_stream_late(
     assert session is not None and not session.done
     status = session.status()
     assert status.state == "running"
-    # A stream held up by the GUI thread would be ~500 ms late and skip frames; 20 ms (a fifth
-    # of a frame) leaves room for a loaded test machine and still proves it was not held up.
+    # A stream held up by the GUI thread would be 300-500 ms late and skip frames. This is not
+    # a speed test (the bench measures lateness): one device frame (100 ms) is a bound no
+    # loaded machine reaches by slowness alone, and still proves the stream was not held up.
     assert status.frames_skipped == 0, status
-    assert status.lateness_p99_ms <= 20.0, status
+    assert status.lateness_p99_ms < 100.0, status
     assert status.frames_sent >= 10, status
 
 
@@ -363,7 +364,7 @@ def test_a_failed_ble_scan_shows_its_message_and_nothing_breaks(
     async def no_bluetooth(timeout_s: float = 5.0) -> list[object]:
         raise TransportError("Bluetooth is not available here: no adapter")
 
-    monkeypatch.setattr(gui.window, "scan_ble", no_bluetooth)
+    monkeypatch.setattr(acustim.engine, "scan_ble", no_bluetooth)  # what Engine.scan_ble runs
     qtbot.mouseClick(window.device_panel.scan_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.busy, timeout=3000)
     assert "Bluetooth is not available here" in window.device_panel.message.text()
@@ -521,3 +522,33 @@ def test_the_screening_dialog_needs_every_answer(qtbot: QtBot) -> None:
     dialog.acknowledge("epilepsy")
     assert dialog.answers()["epilepsy"] is True
     assert dialog.acknowledged() == ["epilepsy"]
+
+
+def test_the_plans_items_are_shown_before_start_each_once(
+    qtbot: QtBot, engine: Engine, flat_program: Path
+) -> None:
+    """The window shows what ``acustim run`` prints: the items of the one pre-start plan."""
+    asked: list[tuple[str, str]] = []
+
+    def confirm(title: str, text: str) -> bool:
+        asked.append((title, text))
+        return True
+
+    window = open_window(
+        qtbot, engine, program=str(flat_program), device="sim:et312", confirm=confirm
+    )
+    assert window.device is not None and window.program is not None
+    plan = prepare(window.device, window.program)
+    assert plan.to_confirm and plan.warnings  # a box that runs on; channels sharing a return
+    for item in plan.of_kind(ItemKind.PULSE_WIDTH):
+        assert item.text in window.program_panel.note.text()  # before Start, under the program
+    start(window, qtbot, {})
+    [(title, text)] = asked
+    assert title == "This device keeps stimulating"
+    for item in plan.items:
+        assert item.text in text
+    qtbot.wait(500)  # the session's own repeats of the items (for its record) have come in
+    lines = window.log.lines()
+    for item in plan.items:
+        assert sum(item.text in line for line in lines) == 1, (item.text, lines)
+    window.emergency_stop()

@@ -1,4 +1,6 @@
-"""The checks before a session: electrode placement, days since onset, patient screening.
+"""Admission: the checks before a session (electrode placement, days since onset, patient
+screening). Not the safety guard (``safety.guard``, "the gate" every frame passes): these run
+once, before a session is made.
 
 ``admit`` runs them in that order and either raises (a one-line ``AcustimError``: nothing is
 sent to any device) or returns what the session may run: the program with every limit the
@@ -21,9 +23,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from acustim.records import RecordStore
-from safety.placement import require_safe_placement, sites_with_hazard
+from safety.placement import PlacementReport, require_safe_placement, sites_with_hazard
 from safety.screening import (
     SCREENING_QUESTIONS,
+    OnsetLimit,
     ScreeningError,
     ScreeningResult,
     evaluate,
@@ -100,6 +103,58 @@ def screen(
     )
 
 
+def check_placement(program: Program, *, isolated_channels: bool = False) -> PlacementReport:
+    """The placement rules against the catalogue: raises ``PlacementError`` for a refusal;
+    the report's warnings must be shown and recorded."""
+    return require_safe_placement(program, load_catalogue(), isolated_channels=isolated_channels)
+
+
+def apply_onset(program: Program, onset_days: int | None) -> tuple[Program, OnsetLimit]:
+    """The onset rule: raises ``ScreeningError`` when the program may not run so soon (or
+    the days are missing for a program that needs them); else the program with every
+    channel ceiling the rule lowers, and the rule's finding."""
+    limit = onset_limit(program, onset_days).require()
+    if limit.max_level_fraction is not None:
+        program = dataclasses.replace(
+            program,
+            channels=tuple(
+                dataclasses.replace(ch, max_level_fraction=limit.lower(ch.max_level_fraction))
+                for ch in program.channels
+            ),
+        )
+    return program, limit
+
+
+def onset_warning(limit: OnsetLimit) -> str | None:
+    """The onset rule's line to show and record, when it lowered the ceilings."""
+    return limit.reason if limit.max_level_fraction is not None else None
+
+
+def no_screening_error(patient: str | None) -> ScreeningError:
+    """The refusal of a session that needs a screening and has none."""
+    who = f"patient {patient}" if patient else "this session"
+    return ScreeningError(
+        f"{who} has no screening on record: answer the {len(SCREENING_QUESTIONS)} "
+        "contraindication questions first (acustim run --screening FILE, "
+        "'acustim screening' prints them; the app asks them)"
+    )
+
+
+def answers_to_use(
+    store: RecordStore | None,
+    patient: str | None,
+    answers: Mapping[str, bool] | None,
+    acknowledged: Collection[str],
+) -> tuple[Mapping[str, bool] | None, tuple[str, ...]]:
+    """The answers given, or else the patient's latest clear screening on record (None when
+    there is neither), with the acknowledgements that go with them."""
+    if answers is None:
+        recorded = recorded_answers(store, patient)
+        if recorded is not None:
+            return recorded[0], (*acknowledged, *recorded[1])
+    return answers, tuple(acknowledged)
+
+
 def admit(
     program: Program,
     *,
@@ -112,34 +167,19 @@ def admit(
     isolated_channels: bool = False,
 ) -> Admission:
     """Run every check; raise before anything is sent, or say what may run."""
-    report = require_safe_placement(program, load_catalogue(), isolated_channels=isolated_channels)
+    report = check_placement(program, isolated_channels=isolated_channels)
     warnings = [f.message for f in report.warnings]
 
-    limit = onset_limit(program, onset_days).require()
-    if limit.max_level_fraction is not None:
-        program = dataclasses.replace(
-            program,
-            channels=tuple(
-                dataclasses.replace(ch, max_level_fraction=limit.lower(ch.max_level_fraction))
-                for ch in program.channels
-            ),
-        )
-        warnings.append(limit.reason)
+    program, limit = apply_onset(program, onset_days)
+    if (warning := onset_warning(limit)) is not None:
+        warnings.append(warning)
 
     result: ScreeningResult | None = None
-    if answers is None:
-        recorded = recorded_answers(store, patient)
-        if recorded is not None:
-            answers, acknowledged = recorded[0], (*acknowledged, *recorded[1])
+    answers, acks = answers_to_use(store, patient, answers, acknowledged)
     if answers is not None:
-        result = require_clear(screen(program, answers, acknowledged))
+        result = require_clear(screen(program, answers, acks))
     elif screening_needed(simulated=simulated, patient=patient):
-        who = f"patient {patient}" if patient else "this session"
-        raise ScreeningError(
-            f"{who} has no screening on record: answer the {len(SCREENING_QUESTIONS)} "
-            "contraindication questions first (acustim run --screening FILE, "
-            "'acustim screening' prints them; the app asks them)"
-        )
+        raise no_screening_error(patient)
     return Admission(
         program=program,
         warnings=tuple(warnings),

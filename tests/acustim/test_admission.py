@@ -1,4 +1,5 @@
-"""The checks before a session (placement, onset, screening): refused before anything is sent."""
+"""Admission, the checks before a session (placement, onset, screening; ``acustim.admission``):
+refused before anything is sent."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_bells_palsy_in_the_first_week_is_refused_and_later_capped(engine: Engin
         device.start("bells-palsy-subacute-left", onset_days=5)
     assert writes(device) == 0
     session = device.start("bells-palsy-subacute-left", onset_days=10, duration_s=5)
-    ceilings = [c.ceiling_du for c in session.runner.limits.channels]
+    ceilings = [c.ceiling_du for c in session.limits.channels]
     assert max(ceilings) <= 0.2 * 200  # mild only in the rest of the acute phase
     session.wait(30)
 
