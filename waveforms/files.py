@@ -707,7 +707,7 @@ def load_program(path: str | os.PathLike[str]) -> Program:
 
     def not_regular(mode: int) -> ProgramError:
         return ProgramError(
-            f"{shown}: file = {value_text(shown)} is {_file_kind(mode)}, not a regular file; "
+            f"{shown}: file = {value_text(shown)} is {file_kind(mode)}, not a regular file; "
             "allowed a regular TOML program file"
         )
 
@@ -748,7 +748,10 @@ def load_program(path: str | os.PathLike[str]) -> Program:
     return replace(parse_program(text, shown), source_path=shown)
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str | None:
+    """What a file of this ``st_mode`` is when it is not a regular file ("a named pipe
+    (FIFO)"), for a message; None for a regular file. Shared by every loader that must not
+    block on a FIFO or read a device (programs, screening answers, the records store)."""
     for test, name in (
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -758,4 +761,4 @@ def _file_kind(mode: int) -> str:
     ):
         if test(mode):
             return name
-    return "not a regular file"
+    return None if stat.S_ISREG(mode) else "not a regular file"

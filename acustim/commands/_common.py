@@ -82,29 +82,13 @@ def seconds_in(lo: float, hi: float, option: str) -> Callable[[str], float]:
     return parse
 
 
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def file_kind(mode: int) -> str:
-    """What a file of this ``st_mode`` is, for a message ("a named pipe (FIFO)")."""
-    for test, name in _KINDS:
-        if test(mode):
-            return name
-    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
-
-
 def read_regular_file(path: str, what: str, max_bytes: int) -> bytes:
     """The bytes of the regular file at ``path``, at most ``max_bytes``; else one line.
 
     A FIFO, a device or a directory is refused before it is opened (opening a FIFO would
     wait for a writer forever), and again after opening, in case the path changed between.
     ``what`` names the file in messages ("the screening file")."""
+    from waveforms.files import file_kind  # here: the parser must not load program code
 
     def not_regular(mode: int) -> UsageError:
         return UsageError(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -109,32 +108,20 @@ def check_directory_writable(path: Path) -> None:
     )
 
 
-def _not_a_store_kind(mode: int) -> str | None:
-    """What a path that is not a regular file is ("a named pipe (FIFO)"), else None."""
-    for test, kind in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return kind
-    return None if stat.S_ISREG(mode) else "not a regular file"
-
-
 def check_file(path: Path, *, writable: bool = True) -> None:
     """Refuse what SQLite would fail on with an unhelpful message, before it touches the file.
 
     Only a regular file is opened: a FIFO would block the open forever (and SQLite after
     it), a device is no store. Checked on the path and again on the opened file."""
+    from waveforms.files import file_kind  # here: opening a store must not load numpy
+
     try:
-        kind = _not_a_store_kind(path.stat().st_mode)
+        kind = file_kind(path.stat().st_mode)
         if kind is not None:
             raise RecordsError(f"{path} is {kind}, not a records store: {WHAT_TO_DO}")
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         with os.fdopen(os.open(path, flags), "rb") as fh:
-            kind = _not_a_store_kind(os.fstat(fh.fileno()).st_mode)
+            kind = file_kind(os.fstat(fh.fileno()).st_mode)
             if kind is not None:
                 raise RecordsError(f"{path} is {kind}, not a records store: {WHAT_TO_DO}")
             head = fh.read(len(_SQLITE_MAGIC))
