@@ -15,28 +15,14 @@ from acustim.commands.screening import ask, load_answers, template
 from firmware_bridge.link import SimulatorLink
 from safety.placement import PlacementError
 from safety.screening import SCREENING_QUESTIONS, ScreeningError
-from waveforms.files import parse_program
+from tests.programs import continuous
 
 NO = {q.key: False for q in SCREENING_QUESTIONS}
 
-ACROSS_THE_HEAD = """
-[program]
-name = "across"
-title = "Across the head"
-indication = "tests"
-electrode = "pad"
-
-[[segments]]
-kind = "continuous"
-duration_s = 60
-frequency_hz = 20
-pulse_width_us = 200
-intensity = 1.0
-
-[[channels]]
-name = "A"
-sites = ["ST6-L", "ST6-R"]
-"""
+#: one pair from one side of the head to the other: refused (transcerebral)
+ACROSS_THE_HEAD = continuous(
+    name="across", title="Across the head", channels={"A": ("ST6-L", "ST6-R")}
+)
 
 
 @pytest.fixture
@@ -55,7 +41,7 @@ def writes(device: object) -> int:
 def test_a_pair_across_the_head_is_refused_before_anything_is_sent(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
     with pytest.raises(PlacementError, match="transcerebral"):
-        device.start(parse_program(ACROSS_THE_HEAD), levels={"A": 5})
+        device.start(ACROSS_THE_HEAD, levels={"A": 5})
     assert writes(device) == 0
 
 

@@ -18,31 +18,12 @@ from firmware_bridge.codecs import coyote3 as C
 from firmware_bridge.errors import UnknownDeviceError
 from firmware_bridge.link import SimulatorLink
 from safety import LimitError
+from tests.programs import BOTH, continuous
 from waveforms.errors import ProgramError
-from waveforms.files import parse_program
 
-SHORT = """
-[program]
-name = "short-test"
-title = "Short test"
-indication = "tests"
-electrode = "pad"
-
-[[segments]]
-kind = "continuous"
-duration_s = 20
-frequency_hz = 50
-pulse_width_us = 200
-intensity = 1.0
-
-[[channels]]
-name = "A"
-sites = ["ST6-L", "ST7-L"]
-
-[[channels]]
-name = "B"
-sites = ["ST6-R", "ST7-R"]
-"""
+SHORT = continuous(
+    name="short-test", title="Short test", duration_s=20, frequency_hz=50, channels=BOTH
+)
 
 
 @pytest.fixture
@@ -59,7 +40,7 @@ def link_of(device: object) -> SimulatorLink:
 
 def test_a_whole_session_soft_starts_runs_and_ends_at_zero(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
-    program = parse_program(SHORT)
+    program = SHORT
     session = device.start(program, levels={"A": 30, "B": 10})
     result = session.wait(30)
     assert result.outcome == "completed"
@@ -97,7 +78,7 @@ def test_the_record_holds_every_frame_the_device_was_sent(engine: Engine) -> Non
         original(char, data)
 
     link.simulator.write = spy  # type: ignore[method-assign]
-    session = device.start(parse_program(SHORT), levels={"A": 20})
+    session = device.start(SHORT, levels={"A": 20})
     session.wait(30)
     assert engine.store is not None
     engine.store.flush()
@@ -122,17 +103,17 @@ def test_bad_levels_are_refused_before_anything_is_sent(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
     link = link_of(device)
     with pytest.raises(LimitError, match=r"allowed 0\.\.200 du"):
-        device.start(parse_program(SHORT), levels={"A": 201})
+        device.start(SHORT, levels={"A": 201})
     with pytest.raises(LimitError, match="program short-test has channels A, B"):
-        device.start(parse_program(SHORT), levels={"C": 1})
+        device.start(SHORT, levels={"C": 1})
     with pytest.raises(LimitError, match=r"allowed 0\.\.200 du"):
-        device.start(parse_program(SHORT), ceilings={"A": 500})
+        device.start(SHORT, ceilings={"A": 500})
     assert link.writes == 0
 
 
 def test_pause_zeroes_now_and_only_raising_a_level_resumes(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
-    session = device.start(parse_program(SHORT), levels={"A": 20}, duration_s=60)
+    session = device.start(SHORT, levels={"A": 20}, duration_s=60)
     runner = session.runner
     loop = engine.io.loop
     marks: dict[str, float] = {}
@@ -159,7 +140,7 @@ def test_pause_zeroes_now_and_only_raising_a_level_resumes(engine: Engine) -> No
 def test_stop_from_another_thread_ends_with_zero_at_once(tmp_path: Path) -> None:
     with Engine(virtual_time=False, records=False) as engine:
         device = engine.connect("sim:coyote3")
-        session = device.start(parse_program(SHORT), levels={"A": 200}, rise_fraction_per_s=0.05)
+        session = device.start(SHORT, levels={"A": 200}, rise_fraction_per_s=0.05)
         while session.status().channels == () or session.status().channels[0].level_du < 5:
             assert not session.done
             engine.io.call(lambda: None)  # let the stream run
@@ -171,7 +152,7 @@ def test_stop_from_another_thread_ends_with_zero_at_once(tmp_path: Path) -> None
 
 def test_link_lost_without_reconnect_is_a_fault_with_zero(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
-    session = device.start(parse_program(SHORT), levels={"A": 20})
+    session = device.start(SHORT, levels={"A": 20})
     link = link_of(device)
     loop = engine.io.loop
     loop.call_soon_threadsafe(lambda: loop.call_later(5.0, link.drop, "radio gone"))
@@ -195,9 +176,7 @@ def test_reconnect_writes_limits_again_and_never_resumes_by_itself(engine: Engin
         original(char, data)
 
     link.simulator.write = spy  # type: ignore[method-assign]
-    session = device.start(
-        parse_program(SHORT), levels={"A": 20}, ceilings={"A": 40}, reconnect_s=5.0
-    )
+    session = device.start(SHORT, levels={"A": 20}, ceilings={"A": 40}, reconnect_s=5.0)
     marks: dict[str, float] = {}
 
     def drop() -> None:
@@ -222,7 +201,7 @@ def test_reconnect_writes_limits_again_and_never_resumes_by_itself(engine: Engin
 
 def test_records_failure_stops_output(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
-    session = device.start(parse_program(SHORT), levels={"A": 20})
+    session = device.start(SHORT, levels={"A": 20})
     store = engine.store
     assert store is not None
     loop = engine.io.loop
@@ -246,7 +225,7 @@ def test_device_specs_and_program_names_give_clear_errors() -> None:
 def test_engine_without_records(tmp_path: Path) -> None:
     with Engine(virtual_time=True, records=False) as engine:
         assert engine.store is None
-        session = engine.connect("sim:coyote3").start(parse_program(SHORT), levels={"A": 5})
+        session = engine.connect("sim:coyote3").start(SHORT, levels={"A": 5})
         assert session.wait(30).outcome == "completed"
         assert session.session_id is None
 
@@ -254,7 +233,7 @@ def test_engine_without_records(tmp_path: Path) -> None:
 def test_engine_with_an_open_store(tmp_path: Path) -> None:
     store = RecordStore.open(tmp_path / "r.sqlite3")
     with Engine(virtual_time=True, records=store) as engine:
-        session = engine.connect("sim:coyote3").start(parse_program(SHORT), levels={"A": 5})
+        session = engine.connect("sim:coyote3").start(SHORT, levels={"A": 5})
         session.wait(30)
     store.flush()
     assert [s.outcome for s in store.sessions()] == ["completed"]
@@ -264,7 +243,7 @@ def test_engine_with_an_open_store(tmp_path: Path) -> None:
 def test_reconnect_that_never_succeeds_ends_as_a_fault(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
     link = link_of(device)
-    session = device.start(parse_program(SHORT), levels={"A": 20}, reconnect_s=3.0)
+    session = device.start(SHORT, levels={"A": 20}, reconnect_s=3.0)
     loop = engine.io.loop
 
     def drop_for_good() -> None:
@@ -286,7 +265,7 @@ def test_a_device_that_cannot_be_reached_is_a_fault_before_any_output(engine: En
     link = link_of(device)
     engine.io.run(link.close())
     link.refuse_open = True
-    session = device.start(parse_program(SHORT), levels={"A": 20})
+    session = device.start(SHORT, levels={"A": 20})
     result = session.wait(30)
     assert result.outcome == "fault"
     assert result.reason.startswith("could not connect:")
@@ -295,7 +274,7 @@ def test_a_device_that_cannot_be_reached_is_a_fault_before_any_output(engine: En
 
 def test_stop_before_the_stream_starts_ends_cleanly(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
-    session = device.start(parse_program(SHORT), levels={"A": 20})
+    session = device.start(SHORT, levels={"A": 20})
     session.stop("changed my mind")
     result = session.wait(30)
     assert result.outcome == "stopped"
@@ -304,7 +283,7 @@ def test_stop_before_the_stream_starts_ends_cleanly(engine: Engine) -> None:
 
 def test_pause_before_the_stream_starts_is_safe(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
-    session = device.start(parse_program(SHORT), levels={"A": 20}, duration_s=5)
+    session = device.start(SHORT, levels={"A": 20}, duration_s=5)
     session.pause()
     session.wait(30)
     assert device.simulator.strength_du("A") == 0
@@ -314,7 +293,7 @@ def test_a_store_that_cannot_start_a_session_means_no_output(engine: Engine) -> 
     assert engine.store is not None
     engine.store.close()
     device = engine.connect("sim:coyote3")
-    result = device.start(parse_program(SHORT), levels={"A": 20}).wait(30)
+    result = device.start(SHORT, levels={"A": 20}).wait(30)
     assert result.outcome == "fault"
     assert "session failed" in result.reason
     assert device.simulator.record.max_output("A") == 0.0

@@ -9,7 +9,7 @@ from pathlib import Path
 from acustim import Engine
 from acustim.events import EventKind, SessionEvent, event_kind
 from safety.guard import NoticeKind
-from tests.review._common import program
+from tests.programs import TWO_CHANNELS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_level_events_carry_their_channel() -> None:
     with Engine(virtual_time=True, records=False) as engine:
         device = engine.connect("sim:coyote3")
         session = device.start(
-            program(), levels={"A": 5, "B": 3}, duration_s=2, on_notice=events.append
+            TWO_CHANNELS, levels={"A": 5, "B": 3}, duration_s=2, on_notice=events.append
         )
         assert session.wait(30).outcome == "completed"
     levels = [e for e in events if e.kind is EventKind.LEVEL]

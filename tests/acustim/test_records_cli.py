@@ -17,26 +17,16 @@ from acustim import Engine, cli
 from acustim.commands import records as records_command
 from acustim.export import load_csv, load_json
 from acustim.records import DATA_DIR_ENV, STORE_FILE_NAME, RecordStore
-from waveforms.files import parse_program
+from tests.programs import continuous
 
-PROGRAM = """
-[program]
-name = "cli-test"
-title = "CLI test"
-indication = "tests"
-electrode = "pad"
-
-[[segments]]
-kind = "continuous"
-duration_s = 8
-frequency_hz = 50
-pulse_width_us = 200
-intensity = 1.0
-
-[[channels]]
-name = "A"
-sites = ["ST7-L", "ST6-L"]
-"""
+#: the recorded session's program; the listings and the report show its name and title
+CLI_TEST = continuous(
+    name="cli-test",
+    title="CLI test",
+    duration_s=8,
+    frequency_hz=50,
+    channels={"A": ("ST7-L", "ST6-L")},
+)
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +52,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with a real session (the Pulse Pal simulator) and three made through the API."""
     path = tmp_path_factory.mktemp("cli") / STORE_FILE_NAME
     with Engine(virtual_time=True, records=path) as engine:
-        session = engine.connect("sim:pulsepal").start(parse_program(PROGRAM), levels={"A": 900})
+        session = engine.connect("sim:pulsepal").start(CLI_TEST, levels={"A": 900})
         assert session.wait(60).outcome == "completed"
     with RecordStore.open(path) as store:
         for patient, outcome in (("P-0042", "stopped"), ("Q-7", "fault"), ("P-0042", None)):

@@ -16,7 +16,7 @@ from acustim.engine import DeviceBusyError
 from acustim.events import EventKind, SessionEvent
 from firmware_bridge.link import ByteStreamLink, SimulatorLink
 from safety import LimitError
-from tests.review._common import program
+from tests.programs import TWO_CHANNELS
 
 
 def _lose_link_for_good(
@@ -53,7 +53,7 @@ def test_the_time_cap_ends_a_session_that_is_still_reconnecting(reconnect_s: flo
                 ended_at.append(asyncio.get_running_loop().time() - t0)
 
         session = device.start(
-            program(), levels={"A": 10}, duration_s=20, reconnect_s=reconnect_s, on_notice=notice
+            TWO_CHANNELS, levels={"A": 10}, duration_s=20, reconnect_s=reconnect_s, on_notice=notice
         )
         _lose_link_for_good(engine, link, at_s=15.0, until_s=30.0)
         result = session.wait(5)
@@ -71,7 +71,7 @@ def test_a_box_that_runs_on_is_named_at_once_when_its_link_is_lost() -> None:
         link = device.transport
         assert isinstance(link, ByteStreamLink)
         session = device.start(
-            program(),
+            TWO_CHANNELS,
             levels={"A": 200},
             duration_s=20,
             reconnect_s=600.0,
@@ -92,7 +92,7 @@ def test_a_bad_reconnect_time_is_refused_before_anything_is_sent() -> None:
         device = engine.connect("sim:coyote3")
         for bad in (float("nan"), -1.0, float("inf")):
             with pytest.raises(LimitError, match="reconnect time"):
-                device.start(program(), levels={"A": 10}, reconnect_s=bad)
+                device.start(TWO_CHANNELS, levels={"A": 10}, reconnect_s=bad)
         assert device.simulator.record.intervals("A") == []
 
 
@@ -120,20 +120,20 @@ def test_two_concurrent_starts_run_one_session_and_the_second_is_refused() -> No
         device = engine.connect("sim:coyote3")
         first = threading.Thread(
             target=lambda: started.append(
-                device.start(program(), levels=_SlowLevels({"A": 10}, entered, go), duration_s=5)
+                device.start(TWO_CHANNELS, levels=_SlowLevels({"A": 10}, entered, go), duration_s=5)
             )
         )
         first.start()
         assert entered.wait(10)
         with pytest.raises(DeviceBusyError, match="already running a session"):
-            device.start(program(), levels={"A": 10}, duration_s=5)
+            device.start(TWO_CHANNELS, levels={"A": 10}, duration_s=5)
         go.set()
         first.join(10)
         assert len(started) == 1
         assert device.session is started[0]
         assert device.session.wait(30).outcome == "completed"
         # once it has ended, the device takes a new session
-        assert device.start(program(), levels={"A": 5}, duration_s=2).wait(30).outcome == (
+        assert device.start(TWO_CHANNELS, levels={"A": 5}, duration_s=2).wait(30).outcome == (
             "completed"
         )
 
@@ -148,7 +148,7 @@ def test_the_coyote3_wheel_during_a_pause_delivers_nothing() -> None:
 
         async def scenario() -> None:
             loop = asyncio.get_running_loop()
-            session = device.start(program(), levels={"A": 40}, rise_fraction_per_s=0.05)
+            session = device.start(TWO_CHANNELS, levels={"A": 40}, rise_fraction_per_s=0.05)
             await asyncio.sleep(6.0)
             session.pause()
             await asyncio.sleep(1.0)

@@ -29,7 +29,7 @@ from device_profiles.lowering import check_lowers
 from device_profiles.profile import DeviceProfile, load_builtin_profile, parse_user_profile
 from safety import LimitError
 from safety.limits import Calibration, DeviceLimits
-from waveforms.files import parse_program
+from tests.programs import continuous
 
 FOLDER = Path(__file__).resolve().parents[2] / "device_profiles"
 
@@ -588,32 +588,13 @@ def test_the_engine_refuses_a_raising_profile_by_path(
     assert simulators == []
 
 
-SHORT = """
-[program]
-name = "short-full-scale"
-title = "Short, full scale"
-indication = "tests"
-electrode = "pad"
-
-[[segments]]
-kind = "continuous"
-duration_s = 40
-frequency_hz = 50
-pulse_width_us = 200
-intensity = 1.0
-
-[[channels]]
-name = "A"
-sites = ["ST6-L", "ST7-L"]
-"""
-
-
 @pytest.mark.parametrize("ident", ["coyote3", "pulsepal"])
 def test_a_lowered_profile_runs_and_never_delivers_more(tmp_path: Path, ident: str) -> None:
     lowered = builtin_value(ident, "output", "level_max_du") // 2  # halved
     path = tmp_path / f"low-{ident}.toml"
     path.write_text(edit(ident, "level_max_du", toml(lowered)), encoding="utf-8")
-    program = parse_program(SHORT)  # max_level_fraction 1: the ceiling is the device maximum
+    # max_level_fraction 1: the ceiling is the device maximum
+    program = continuous(duration_s=40, frequency_hz=50)
     with Engine(virtual_time=True, records=False) as engine:
         device = engine.connect(f"sim:{path}")
         assert device.profile.limits.max_level_du == lowered

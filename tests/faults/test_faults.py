@@ -16,26 +16,7 @@ from acustim import Engine
 from acustim.engine import Device, Session
 from firmware_bridge.events import DeviceNotice
 from firmware_bridge.link import ByteStreamLink, SimulatorLink
-from waveforms.files import parse_program
-
-PROGRAM = """
-[program]
-name = "faults"
-title = "Faults"
-indication = "tests"
-electrode = "pad"
-
-[[segments]]
-kind = "continuous"
-duration_s = 60
-frequency_hz = 20
-pulse_width_us = 200
-intensity = 1.0
-
-[[channels]]
-name = "A"
-sites = ["ST6-L", "ST7-L"]
-"""
+from tests.programs import ONE_CHANNEL
 
 LEVELS = {"coyote3": 10, "coyote2": 100, "et312": 10, "pulsepal": 500}
 
@@ -63,7 +44,7 @@ def run(
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         session = device.start(
-            parse_program(PROGRAM),
+            ONE_CHANNEL,
             levels={"A": LEVELS[device_id]},
             rise_fraction_per_s=0.05,
             on_notice=(lambda e: notices.append((e.kind, e.message)))

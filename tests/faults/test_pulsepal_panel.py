@@ -35,26 +35,7 @@ from simulators.clock import VirtualClock
 from simulators.pulsepal import volts_to_bits
 from simulators.record import DeliveredInterval
 from tests.firmware_bridge.test_pulsepal_codec import make_guard
-from waveforms.files import parse_program
-
-PROGRAM = """
-[program]
-name = "panel"
-title = "Panel"
-indication = "tests"
-electrode = "pad"
-
-[[segments]]
-kind = "continuous"
-duration_s = 60
-frequency_hz = 20
-pulse_width_us = 200
-intensity = 1.0
-
-[[channels]]
-name = "A"
-sites = ["ST6-L", "ST7-L"]
-"""
+from tests.programs import ONE_CHANNEL
 
 LEVEL_MV = 500  # a modest level: 0.5 V phases
 CEILING_MV = 1000  # the session's ceiling: +10 V from the panel is ten times it
@@ -116,7 +97,7 @@ def run_session(
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         session = device.start(
-            parse_program(PROGRAM),
+            ONE_CHANNEL,
             levels={"A": LEVEL_MV},
             ceilings={"A": CEILING_MV},
             rise_fraction_per_s=0.05,

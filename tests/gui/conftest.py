@@ -18,33 +18,19 @@ from acustim.engine import Engine
 from firmware_bridge.link import SimulatorLink
 from gui import theme
 from gui.window import MainWindow
+from tests.programs import continuous_toml
 
 T = TypeVar("T")
 
 #: A flat program (no ramp in the program itself): output follows the level at once, so the
 #: record shows the guard's soft start and the stop directly.
-FLAT = """
-[program]
-name = "gui-test-flat"
-title = "GUI test, flat 50 Hz"
-indication = "tests"
-electrode = "pad"
-
-[[segments]]
-kind = "continuous"
-duration_s = 120
-frequency_hz = 50
-pulse_width_us = 200
-intensity = 1.0
-
-[[channels]]
-name = "A"
-sites = ["ST7-L", "ST6-L"]
-
-[[channels]]
-name = "B"
-sites = ["ST7-R", "ST6-R"]
-"""
+FLAT = continuous_toml(
+    name="gui-test-flat",
+    title="GUI test, flat 50 Hz",
+    duration_s=120,
+    frequency_hz=50,
+    channels={"A": ("ST7-L", "ST6-L"), "B": ("ST7-R", "ST6-R")},
+)
 
 
 @pytest.fixture

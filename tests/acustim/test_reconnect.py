@@ -10,7 +10,7 @@ import pytest
 from acustim import Engine
 from firmware_bridge.link import SimulatorLink
 from safety import LimitError
-from tests.review._common import program
+from tests.programs import TWO_CHANNELS
 
 
 def test_a_level_set_while_the_link_is_down_does_not_resume_output_on_reconnect() -> None:
@@ -27,7 +27,7 @@ def test_a_level_set_while_the_link_is_down_does_not_resume_output_on_reconnect(
         sim = device.simulator
         marks: dict[str, float] = {}
         session = device.start(
-            program(),
+            TWO_CHANNELS,
             levels={"A": 10},
             reconnect_s=10.0,
             on_notice=lambda e: notices.append((0.0, e.kind, e.message)),
@@ -37,7 +37,7 @@ def test_a_level_set_while_the_link_is_down_does_not_resume_output_on_reconnect(
             loop = asyncio.get_running_loop()
             await asyncio.sleep(3.013)
             link.refuse_open = True
-            link.drop("radio gone (review test)")
+            link.drop("radio gone (test)")
             await asyncio.sleep(1.0)
             with pytest.raises(LimitError, match="reconnecting"):
                 session.runner.set_level("A", 10)  # while nothing can be delivered: refused

@@ -17,7 +17,7 @@ import pytest
 from acustim import Engine
 from acustim.engine import Device
 from firmware_bridge.link import ByteStreamLink, SimulatorLink
-from tests.review._common import program
+from tests.programs import TWO_CHANNELS
 
 
 def _hang_coyote3(device: Device) -> None:
@@ -43,7 +43,7 @@ def test_a_failed_zero_at_the_end_still_closes_the_link(
     still close the link (serial port + reader thread, BLE connection, ET-312 key reset)."""
     with Engine(virtual_time=True, records=False) as engine:
         device = engine.connect(f"sim:{device_id}")
-        session = device.start(program(), levels={"A": level})
+        session = device.start(TWO_CHANNELS, levels={"A": level})
 
         async def scenario() -> None:
             await asyncio.sleep(3.013)
@@ -68,10 +68,10 @@ def test_engine_close_zeroes_every_device_even_when_one_session_hangs() -> None:
     engine = Engine(virtual_time=False, records=False)
     hung = engine.connect("sim:coyote3")
     _hang_coyote3(hung)
-    hung.start(program(), levels={"A": 10})
+    hung.start(TWO_CHANNELS, levels={"A": 10})
     box = engine.connect("sim:et312")
     sim = box.simulator
-    session = box.start(program(), levels={"A": 5}, rise_fraction_per_s=0.05)
+    session = box.start(TWO_CHANNELS, levels={"A": 5}, rise_fraction_per_s=0.05)
     time.sleep(1.5)  # 5 du at 6.35 du/s
     assert engine.io.call(lambda: sim.record.output_at("A", sim.record.end_s - 0.001)) > 0
     # Device.close() of the hung device times out: what follows is the defect
@@ -111,7 +111,7 @@ def test_a_reconnect_in_progress_does_not_outlive_its_session() -> None:
         link = _SlowOpenLink(factory=simulator_factory("coyote3"), url="sim:coyote3")
         device = engine.connect(link, profile="coyote3")
         session = device.start(
-            program(),
+            TWO_CHANNELS,
             levels={"A": 10},
             reconnect_s=5.0,
             on_notice=lambda e: notices.append((e.kind, e.message)),
@@ -120,7 +120,7 @@ def test_a_reconnect_in_progress_does_not_outlive_its_session() -> None:
         async def scenario() -> None:
             await asyncio.sleep(3.013)
             link.open_delay_s = 1.0
-            link.drop("link lost (review test)")
+            link.drop("link lost (test)")
             await asyncio.sleep(0.2)  # the reconnect is now inside transport.open()
             session.runner.stop("practitioner pressed STOP")
             await asyncio.sleep(2.0)  # long after the session's end
@@ -141,7 +141,7 @@ def test_a_zero_write_that_times_out_says_so() -> None:
     output: " tells the practitioner nothing about what happened."""
     with Engine(virtual_time=True, records=False) as engine:
         device = engine.connect("sim:coyote3")
-        session = device.start(program(), levels={"A": 10})
+        session = device.start(TWO_CHANNELS, levels={"A": 10})
 
         async def scenario() -> None:
             await asyncio.sleep(3.013)

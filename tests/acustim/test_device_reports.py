@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from acustim import Engine
-from tests.review._common import program
+from tests.programs import TWO_CHANNELS
 
 #: the guard's default rise on a Coyote 3: 2 % of 200 du per second
 COYOTE3_RISE_DU_PER_S = 4.0
@@ -32,7 +32,7 @@ def test_persisted_device_strength_never_becomes_a_level_at_session_start(engine
     device = engine.connect("sim:coyote3")
     sim = device.simulator
     engine.io.call(lambda: sim.turn_wheel("A", 50))  # left there by earlier use of the box
-    session = device.start(program(), levels={}, ceilings={"A": 30, "B": 30})
+    session = device.start(TWO_CHANNELS, levels={}, ceilings={"A": 30, "B": 30})
     seen: dict[str, object] = {}
 
     async def scenario() -> None:
@@ -66,7 +66,7 @@ def test_a_pause_holds_when_a_wheel_report_crosses_it(
     host's zero after the wheel; the host must not follow the in-flight report back up."""
     device = engine.connect(f"sim:{device_id}")
     sim = device.simulator
-    session = device.start(program(), levels={"A": level}, rise_fraction_per_s=0.05)
+    session = device.start(TWO_CHANNELS, levels={"A": level}, rise_fraction_per_s=0.05)
     marks: dict[str, float] = {}
 
     async def scenario() -> None:

@@ -1,41 +1,28 @@
 """The window's messages after a fault on a device that keeps stimulating by itself.
 
-Wall clock, the ET-312 simulator over the in-process serial link (as tests/gui do).
+Wall clock, the ET-312 simulator over the in-process serial link, the flat program.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pytestqt.qtbot import QtBot
 
 from acustim.engine import Engine
 from firmware_bridge.link import ByteStreamLink
-from tests.gui.conftest import FLAT, open_window
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = Engine(virtual_time=False, records=tmp_path / "records.sqlite3")
-    try:
-        yield e
-    finally:
-        e.close()
+from tests.gui.conftest import open_window
 
 
 def test_a_lost_et312_link_never_claims_output_is_zero(
-    qtbot: QtBot, engine: Engine, tmp_path: Path
+    qtbot: QtBot, engine: Engine, flat_program: Path
 ) -> None:
     """The serial link of an ET-312 (runs on when the host goes silent) drops mid-session.
     The box still delivers its last output; the runner's result says so ("WARNING: zero
     output was not confirmed ... switch it off at the device"). The window must not tell the
     practitioner the opposite."""
-    path = tmp_path / "flat.toml"
-    path.write_text(FLAT, encoding="utf-8")
     window = open_window(
-        qtbot, engine, program=str(path), device="sim:et312", confirm=lambda _t, _x: True
+        qtbot, engine, program=str(flat_program), device="sim:et312", confirm=lambda _t, _x: True
     )
     assert window.device is not None
     sim = window.device.simulator

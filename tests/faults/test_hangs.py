@@ -16,7 +16,7 @@ import pytest
 from acustim import Engine
 from firmware_bridge.link import SimulatorLink
 from firmware_bridge.streamer import StreamResult
-from tests.review._common import program
+from tests.programs import TWO_CHANNELS
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_the_streamer_never_spins_forever_on_virtual_time(engine: Engine) -> Non
     loop's clock resolution). ``_wait_until`` then busy-waits for ``loop.time() >= deadline``,
     which never comes on a virtual clock: the IO thread spins for ever."""
     device = engine.connect("sim:coyote3")
-    session = device.start(program(), levels={"A": 10})
+    session = device.start(TWO_CHANNELS, levels={"A": 10})
 
     async def scenario() -> None:
         await asyncio.sleep(3.0)
@@ -51,7 +51,7 @@ def test_the_streamer_never_spins_forever_on_virtual_time(engine: Engine) -> Non
         streamer = session.runner.streamer
         assert streamer is not None
         # unblock the spinning IO thread (the spin checks this field) so teardown can run
-        streamer._result = StreamResult("fault", "review test: unblocked a spinning loop")
+        streamer._result = StreamResult("fault", "test: unblocked a spinning loop")
         pytest.fail("the IO loop spun for ever in Streamer._wait_until (virtual time)")
     engine.io.call(lambda: session.runner.stop("test over"))
     assert session.wait(10).outcome == "stopped"
@@ -64,7 +64,7 @@ def test_a_device_that_never_acknowledges_during_connect_cannot_hang_the_session
     writes BF with no time limit, so the session never ends, not even after stop()."""
     device = engine.connect("sim:coyote3")
     _link(device).hang_writes = True
-    session = device.start(program(), levels={"A": 10})
+    session = device.start(TWO_CHANNELS, levels={"A": 10})
     engine.io.call(lambda: None)  # let connect() start
     session.stop("practitioner pressed STOP while connecting")
     try:
@@ -81,20 +81,20 @@ def test_a_reconnect_that_hangs_still_ends_the_session(engine: Engine) -> None:
     reconnect time is over, or at the latest at its own time limit."""
     device = engine.connect("sim:coyote3")
     link = _link(device)
-    session = device.start(program(), levels={"A": 10}, duration_s=10.0, reconnect_s=2.0)
+    session = device.start(TWO_CHANNELS, levels={"A": 10}, duration_s=10.0, reconnect_s=2.0)
     marks: dict[str, float] = {}
 
     async def drop() -> None:
         await asyncio.sleep(3.013)
         link.hang_writes = True
-        link.drop("link lost (review test)")
+        link.drop("link lost (test)")
 
     engine.io.run(drop(), timeout_s=10)
     try:
         result = session.wait(10)  # virtual time runs far past 10 s in this much wall time
     except concurrent.futures.TimeoutError:
         marks["now"] = engine.io.call(lambda: asyncio.get_running_loop().time())
-        engine.io.call(lambda: session.runner.stop("review test cleanup"))
+        engine.io.call(lambda: session.runner.stop("test cleanup"))
         session.wait(10)
         pytest.fail(
             f"a 10 s session with reconnect_s=2 is still running at t={marks['now']:.0f} s: "
