@@ -977,25 +977,30 @@ def first_frame(level: int = 10) -> tuple[Guard, VettedFrame, float]:
 
 FIRST_FRAME = ack(["4d 40 ae 4c 87", "4d 40 b7 64 a8", "4d 40 a5 0a 3c"])
 KNOBS = [(enc("3c 40 64 e0"), "22 ff 21"), (enc("3c 40 65 e1"), "22 80 a2")]
+#: after every output frame, intensity A and B are read back (a front-panel key would have
+#: reloaded them): A holds the 10 just written, B the 0 written at connect
+READBACK = [(enc("3c 40 a5 21"), "22 0a 2c"), (enc("3c 41 a5 22"), "22 00 22")]
 
 
 def test_frames_write_each_change_and_wait_for_its_ack(make_rig: Callable[[Any], Rig]) -> None:
-    rig = make_rig(ScriptBox([*CONNECT, *FIRST_FRAME, *KNOBS]))
+    rig = make_rig(ScriptBox([*CONNECT, *FIRST_FRAME, *READBACK, *KNOBS, *READBACK]))
     rig.connect()
     g, frame, t = first_frame()
     rig.events.clear()
     rig.run(rig.driver.send(frame))
-    assert rig.box.steps == []
+    assert rig.box.steps == READBACK
     assert rig.events == [
         DeviceNotice("knob", "front-panel level knobs: A 255/255, B 128/255", {"A": 255, "B": 128})
     ]
-    rig.run(rig.driver.send(g.vet(demands(), t + 0.1)))  # nothing changed, knobs not due: no bytes
+    # nothing changed and the knobs are not due: no writes, only the read-back
+    rig.run(rig.driver.send(g.vet(demands(), t + 0.1)))
+    assert rig.box.steps == []
 
 
 def test_a_zero_frame_writes_only_the_zero_even_when_polls_are_due(
     make_rig: Callable[[Any], Rig],
 ) -> None:
-    rig = make_rig(ScriptBox([*CONNECT, *FIRST_FRAME, *KNOBS, *ZERO, *ZERO]))
+    rig = make_rig(ScriptBox([*CONNECT, *FIRST_FRAME, *READBACK, *KNOBS, *ZERO, *ZERO]))
     rig.connect()
     g, frame, t = first_frame()
     rig.run(rig.driver.send(frame))
@@ -1006,7 +1011,7 @@ def test_a_zero_frame_writes_only_the_zero_even_when_polls_are_due(
 
 
 def test_close_writes_zero_then_the_key_reset_then_closes(make_rig: Callable[[Any], Rig]) -> None:
-    rig = make_rig(ScriptBox([*CONNECT, *FIRST_FRAME, *KNOBS, *ZERO, *KEY_RESET]))
+    rig = make_rig(ScriptBox([*CONNECT, *FIRST_FRAME, *READBACK, *KNOBS, *ZERO, *KEY_RESET]))
     rig.connect()
     g, frame, t = first_frame()
     rig.run(rig.driver.send(frame))

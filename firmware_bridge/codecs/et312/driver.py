@@ -28,6 +28,7 @@ from firmware_bridge.codecs.et312.protocol import (
     BATTERY,
     CHANNELS,
     FIRMWARE,
+    INTENSITY,
     KNOB,
     MODEL,
     SYSTEM_FLAGS,
@@ -40,6 +41,7 @@ from firmware_bridge.codecs.et312.protocol import (
     encrypt,
     key_exchange_packet,
     read_packet,
+    register,
     session_key,
     sync_packet,
 )
@@ -274,8 +276,33 @@ class Driver(DeviceDriver):
         if not self._ready:
             raise TransportClosed("et312: not connected; connect() must finish before frames")
         await self._write_all(self.codec.frame_writes(frame))
-        if not frame.zero:  # a stop must not wait behind reads: polls follow output frames
+        if not frame.zero:  # a stop must not wait behind reads: checks follow output frames
+            await self._check_box_kept_our_settings()
             await self._poll()
+
+    async def _check_box_kept_our_settings(self) -> None:
+        """Read the intensity registers back after every output frame.
+
+        A front-panel key, or anything else that starts a mode on the box, reloads the mode's
+        defaults (intensity 0xFF and moving selects: facts section 4), and the codec writes
+        only what changed, so it would never write the intensity again. A register that does
+        not read what was written means the box is running its own program: drive it to zero
+        whatever that program does (front pots off and 0, as at connect), and end the session
+        as a fault. Nothing resumes by itself: the practitioner starts a new session.
+        """
+        for c in CHANNELS:
+            address = register(INTENSITY, c)
+            wrote = self.codec.registers.get(address)
+            got = await self._read(address)
+            if wrote is not None and got != wrote:
+                await self._write_all(self.codec.adc_off_writes(await self._read(SYSTEM_FLAGS)))
+                await self._write_all(self.codec.zero_writes())
+                raise ProtocolError(
+                    f"et312: the box changed its own settings (intensity {c} reads {got}, "
+                    f"{wrote} was written): a front-panel key or mode change restarts the "
+                    "box's own program; output stopped (front level knobs are off until the "
+                    "box is switched off and on). Press no keys on the box during a session"
+                )
 
     async def _poll(self) -> None:
         """After a frame's writes: the front knobs every second, the battery every ten."""
