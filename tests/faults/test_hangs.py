@@ -43,6 +43,9 @@ def test_the_streamer_never_spins_forever_on_virtual_time(engine: Engine) -> Non
         await asyncio.sleep(3.0)
         await asyncio.sleep(0.3)  # lands at 3.3, a hair before the frame deadline
         await asyncio.sleep(1.0)
+        # stopped here, on the IO loop: from the test's thread, virtual time could run the
+        # 60 s program to its end before the stop arrived
+        session.runner.stop("test over")
 
     future = engine.io.submit(scenario())
     try:
@@ -53,7 +56,6 @@ def test_the_streamer_never_spins_forever_on_virtual_time(engine: Engine) -> Non
         # unblock the spinning IO thread (the spin checks this field) so teardown can run
         streamer._result = StreamResult("fault", "test: unblocked a spinning loop")
         pytest.fail("the IO loop spun for ever in Streamer._wait_until (virtual time)")
-    engine.io.call(lambda: session.runner.stop("test over"))
     assert session.wait(10).outcome == "stopped"
 
 
