@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from acustim import Engine
-from acustim.engine import DeviceBusyError
+from acustim.engine import DeviceBusyError, Session
 from acustim.events import EventKind, SessionEvent
 from firmware_bridge.link import ByteStreamLink, SimulatorLink
 from safety import LimitError
@@ -20,21 +20,27 @@ from tests.programs import TWO_CHANNELS
 
 
 def _lose_link_for_good(
-    engine: Engine, link: SimulatorLink | ByteStreamLink, at_s: float, until_s: float
-) -> dict[str, float]:
-    marks: dict[str, float] = {}
+    engine: Engine,
+    link: SimulatorLink | ByteStreamLink,
+    start: Callable[[], Session],
+    at_s: float,
+    until_s: float,
+) -> tuple[Session, float]:
+    """Start the session (``start``) and drop its link ``at_s`` later, for good; all on the IO
+    loop, so virtual time cannot run ahead of the scenario. Returns the session and the loop
+    time it started."""
+    started: list[tuple[Session, float]] = []
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        started.append((start(), loop.time()))
         await asyncio.sleep(at_s)
         link.refuse_open = True
         link.drop("out of reach (test)")
-        marks["lost"] = loop.time() - start
         await asyncio.sleep(until_s - at_s)
 
     engine.io.run(scenario(), timeout_s=60)
-    return marks
+    return started[0]
 
 
 @pytest.mark.parametrize("reconnect_s", [600.0, 3600.0])
@@ -46,20 +52,28 @@ def test_the_time_cap_ends_a_session_that_is_still_reconnecting(reconnect_s: flo
         device = engine.connect("sim:coyote3")
         link = device.transport
         assert isinstance(link, SimulatorLink)
-        t0 = engine.io.run(_now(), timeout_s=5)
 
         def notice(event: SessionEvent) -> None:
             if event.kind == EventKind.END:
-                ended_at.append(asyncio.get_running_loop().time() - t0)
+                ended_at.append(asyncio.get_running_loop().time())
 
-        session = device.start(
-            TWO_CHANNELS, levels={"A": 10}, duration_s=20, reconnect_s=reconnect_s, on_notice=notice
+        session, t0 = _lose_link_for_good(
+            engine,
+            link,
+            lambda: device.start(
+                TWO_CHANNELS,
+                levels={"A": 10},
+                duration_s=20,
+                reconnect_s=reconnect_s,
+                on_notice=notice,
+            ),
+            at_s=15.0,
+            until_s=30.0,
         )
-        _lose_link_for_good(engine, link, at_s=15.0, until_s=30.0)
         result = session.wait(5)
     assert result.outcome == "fault"
     assert "time ran out" in result.reason
-    assert ended_at and ended_at[0] <= 21.0, ended_at
+    assert ended_at and ended_at[0] - t0 <= 21.0, (ended_at, t0)
 
 
 def test_a_box_that_runs_on_is_named_at_once_when_its_link_is_lost() -> None:
@@ -70,16 +84,21 @@ def test_a_box_that_runs_on_is_named_at_once_when_its_link_is_lost() -> None:
         device = engine.connect("sim:pulsepal")
         link = device.transport
         assert isinstance(link, ByteStreamLink)
-        session = device.start(
-            TWO_CHANNELS,
-            levels={"A": 200},
-            duration_s=20,
-            reconnect_s=600.0,
-            on_notice=lambda e: notices.append((e.kind, e.message)),
+        session, t0 = _lose_link_for_good(
+            engine,
+            link,
+            lambda: device.start(
+                TWO_CHANNELS,
+                levels={"A": 200},
+                duration_s=20,
+                reconnect_s=600.0,
+                on_notice=lambda e: notices.append((e.kind, e.message)),
+            ),
+            at_s=15.0,
+            until_s=25.0,
         )
-        _lose_link_for_good(engine, link, at_s=15.0, until_s=25.0)
         result = session.wait(5)
-        delivered_at_end = device.simulator.record.max_output("A", 19.0, 25.0)
+        delivered_at_end = device.simulator.record.max_output("A", t0 + 19.0, t0 + 25.0)
     assert result.outcome == "fault"
     assert "switch it off at the device" in result.reason
     warnings = [m for k, m in notices if k == "runs_on"]
@@ -94,10 +113,6 @@ def test_a_bad_reconnect_time_is_refused_before_anything_is_sent() -> None:
             with pytest.raises(LimitError, match="reconnect time"):
                 device.start(TWO_CHANNELS, levels={"A": 10}, reconnect_s=bad)
         assert device.simulator.record.intervals("A") == []
-
-
-async def _now() -> float:
-    return asyncio.get_running_loop().time()
 
 
 class _SlowLevels(dict[str, int]):

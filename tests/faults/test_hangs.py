@@ -37,26 +37,27 @@ def test_the_streamer_never_spins_forever_on_virtual_time(engine: Engine) -> Non
     loop's clock resolution). ``_wait_until`` then busy-waits for ``loop.time() >= deadline``,
     which never comes on a virtual clock: the IO thread spins for ever."""
     device = engine.connect("sim:coyote3")
-    session = device.start(TWO_CHANNELS, levels={"A": 10})
+    sessions = []
 
     async def scenario() -> None:
+        # started here, on the IO loop: from the test's thread, virtual time could run the
+        # whole 60 s program before the scenario began
+        sessions.append(device.start(TWO_CHANNELS, levels={"A": 10}))
         await asyncio.sleep(3.0)
         await asyncio.sleep(0.3)  # lands at 3.3, a hair before the frame deadline
         await asyncio.sleep(1.0)
-        # stopped here, on the IO loop: from the test's thread, virtual time could run the
-        # 60 s program to its end before the stop arrived
-        session.runner.stop("test over")
+        sessions[0].runner.stop("test over")  # and stopped on the loop, for the same reason
 
     future = engine.io.submit(scenario())
     try:
         future.result(timeout=10)
     except concurrent.futures.TimeoutError:
-        streamer = session.runner.streamer
+        streamer = sessions[0].runner.streamer
         assert streamer is not None
         # unblock the spinning IO thread (the spin checks this field) so teardown can run
         streamer._result = StreamResult("fault", "test: unblocked a spinning loop")
         pytest.fail("the IO loop spun for ever in Streamer._wait_until (virtual time)")
-    assert session.wait(10).outcome == "stopped"
+    assert sessions[0].wait(10).outcome == "stopped"
 
 
 def test_a_device_that_never_acknowledges_during_connect_cannot_hang_the_session(
