@@ -20,20 +20,23 @@ def test_a_front_panel_key_stops_output_and_ends_the_session_as_a_fault() -> Non
     with Engine(virtual_time=True, records=False) as engine:
         device = engine.connect("sim:et312")
         sim = device.simulator
-        session = device.start(
-            continuous(frequency_hz=50.0, pulse_width_us=150.0),
-            levels={"A": 20},
-            duration_s=30,
-        )
+        sessions = []
 
-        async def scenario() -> float:
+        async def scenario() -> float:  # on the IO loop: virtual time cannot run ahead of it
             loop = asyncio.get_running_loop()
+            sessions.append(
+                device.start(
+                    continuous(frequency_hz=50.0, pulse_width_us=150.0),
+                    levels={"A": 20},
+                    duration_s=30,
+                )
+            )
             await asyncio.sleep(10.0)
             sim.press_any_key()  # a front-panel key: the favourite mode (re)starts
             return loop.time()
 
         pressed_at = engine.io.run(scenario(), timeout_s=60)
-        result = session.wait(60)
+        result = sessions[0].wait(60)
         record = sim.record
         before = record.max_output("A", pressed_at - 5.0, pressed_at - 0.01)
         # within two frames and their writes the box is driven to zero, and stays there
