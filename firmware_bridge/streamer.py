@@ -252,7 +252,8 @@ class Streamer:
                     continue
                 frame = self.frames.frame(i, now)
                 if not self.frames.link_up:
-                    self._result = self.frames.ended()  # its time may run out meanwhile
+                    if self._result is None:  # its time may run out meanwhile
+                        self._result = self.frames.ended()
                     i += 1
                     continue
                 lateness = loop.time() - deadline  # as handed to the link, vetting included

@@ -419,3 +419,24 @@ def test_require_vetted_refuses_look_alikes_and_subclasses() -> None:
     for bogus in (object(), Fake(), "B0..."):
         with pytest.raises(UnvettedFrameError, match="only frames made by the safety guard"):
             require_vetted(bogus)
+
+
+def test_check_levels_refuses_what_the_guard_would_and_makes_no_frame() -> None:
+    limits = resolve_limits(device(), program(fraction=0.5))
+    G.check_levels(limits, {"A": 100, "B": 0})
+    with pytest.raises(LimitError, match=r"allowed 0\.\.100 du"):
+        G.check_levels(limits, {"A": 101})
+    with pytest.raises(LimitError, match="whole number"):
+        G.check_levels(limits, {"A": 1.5})  # type: ignore[dict-item]
+
+
+def test_time_running_out_while_the_link_is_down_ends_at_once_and_says_so() -> None:
+    g = running(limits_kwargs={"session_s": 10.0})
+    g.set_level("A", 20, 0.0)
+    run_frames(g, 0.0, 50)
+    g.link_lost(5.0)
+    assert not g.ended_while_link_down
+    frame = g.vet([demand("A")], 10.5)  # the cap passes while the link is down
+    assert frame.zero and g.phase is Phase.ENDED and g.ended_while_link_down
+    g.confirm_limits_written()  # the link comes back: nothing resumes
+    assert g.vet([demand("A")], 11.0).zero
