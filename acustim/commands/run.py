@@ -289,7 +289,7 @@ def _run_session(
     err: TextIO,
 ) -> int:
     from acustim.events import EventKind
-    from acustim.prestart import SHOWN_BEFORE_START, ItemKind, Pending, StartPlan, prepare
+    from acustim.prestart import SHOWN_BEFORE_START, ItemKind, Pending, prepare
     from safety.placement import PlacementError
 
     device = engine.connect(args.device)
@@ -306,40 +306,30 @@ def _run_session(
             return  # printed from the pre-start plan, before streaming
         print(f"  ! {event.message}", file=err, flush=True)
 
-    def plan() -> StartPlan:
-        """The pre-start plan (the app's too): refusals raise here."""
-        return prepare(
-            device,
-            program,
-            levels=levels,
-            ceilings=ceilings,
-            duration_s=args.duration,
-            rise_fraction_per_s=args.ramp,
-            electrode_area_cm2=args.area,
-            patient=args.patient,
-            screening=answers,
-            acknowledged=acknowledged,
-            onset_days=args.onset_days,
-        )
+    def inputs() -> dict[str, Any]:
+        """What the plan and the session are both made from: one set, so they agree."""
+        return {
+            "levels": levels,
+            "ceilings": ceilings,
+            "duration_s": args.duration,
+            "rise_fraction_per_s": args.ramp,
+            "electrode_area_cm2": args.area,
+            "patient": args.patient,
+            "screening": answers,
+            "acknowledged": acknowledged,
+            "onset_days": args.onset_days,
+        }
 
     try:
-        prestart = plan()
+        prestart = prepare(device, program, **inputs())  # the app's plan too: refusals raise
         if prestart.pending == (Pending.SCREENING,) and sys.stdin.isatty():
             answers, acknowledged = ask(out, input)  # a terminal asks the questions itself
-            prestart = plan()
+            prestart = prepare(device, program, **inputs())
         prestart.require_answers()  # the days since onset, a screening: refused if missing
         session = device.start(
             program,
-            levels=levels,
-            ceilings=ceilings,
-            duration_s=args.duration,
-            rise_fraction_per_s=args.ramp,
-            electrode_area_cm2=args.area,
-            patient=args.patient,
+            **inputs(),
             notes=args.notes,
-            screening=answers,
-            acknowledged=acknowledged,
-            onset_days=args.onset_days,
             on_notice=notice,
             on_frame=trace,
             confirmed=prestart.items,  # every one is printed below, before streaming
