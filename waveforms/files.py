@@ -705,38 +705,23 @@ def load_program(path: str | os.PathLike[str]) -> Program:
     """
     shown = os.fspath(path)
 
-    def not_regular(mode: int) -> ProgramError:
-        return ProgramError(
-            f"{shown}: file = {value_text(shown)} is {file_kind(mode)}, not a regular file; "
-            "allowed a regular TOML program file"
-        )
-
     try:
-        # A FIFO would block open() until some writer came, a device may never end: only a
-        # regular file is read. Checked before opening, and on the open file (the path may
-        # have changed in between; O_NONBLOCK keeps that open from waiting on a FIFO).
-        mode = os.stat(shown).st_mode
-        if not stat.S_ISREG(mode):
-            raise not_regular(mode)
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        with os.fdopen(os.open(shown, flags), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise not_regular(info.st_mode)
-            size = info.st_size
-            data = b"" if size > MAX_FILE_BYTES else handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        data = read_regular(shown, MAX_FILE_BYTES)
+    except NotReadable as refused:
+        if refused.kind is not None:
+            raise ProgramError(
+                f"{shown}: file = {value_text(shown)} is {refused.kind}, not a regular file; "
+                "allowed a regular TOML program file"
+            ) from None
+        if refused.size is not None:
+            raise ProgramError(
+                f"{shown}:1: file size = {refused.size} bytes is too large; "
+                f"allowed at most {MAX_FILE_BYTES} bytes (256 KiB)"
+            ) from None
         raise ProgramError(
-            f"{shown}: file = {value_text(shown)} cannot be read ({reason}); "
+            f"{shown}: file = {value_text(shown)} cannot be read ({refused.reason}); "
             "allowed a readable TOML program file"
         ) from None
-    size = max(size, len(data))
-    if size > MAX_FILE_BYTES:
-        raise ProgramError(
-            f"{shown}:1: file size = {size} bytes is too large; "
-            f"allowed at most {MAX_FILE_BYTES} bytes (256 KiB)"
-        )
     try:
         text = data.decode("utf-8-sig")  # tolerate the BOM some editors write
     except UnicodeDecodeError as exc:
@@ -746,6 +731,44 @@ def load_program(path: str | os.PathLike[str]) -> Program:
             "allowed UTF-8 encoded TOML"
         ) from None
     return replace(parse_program(text, shown), source_path=shown)
+
+
+class NotReadable(Exception):
+    """``read_regular`` refused a file: it is of another ``kind`` (a FIFO, a directory...),
+    its ``size`` is over the limit, or it cannot be read (``reason``)."""
+
+    def __init__(
+        self, *, kind: str | None = None, size: int | None = None, reason: str = ""
+    ) -> None:
+        super().__init__(kind or (f"{size} bytes" if size is not None else reason))
+        self.kind, self.size, self.reason = kind, size, reason
+
+
+def read_regular(path: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``max_bytes``; else ``NotReadable``.
+
+    A FIFO would block open() until some writer came, a device may never end: only a regular
+    file is read. Checked before opening, and on the open file (the path may have changed in
+    between; O_NONBLOCK keeps that open from waiting on a FIFO). Shared by every loader of a
+    user's file (programs, screening answers)."""
+    try:
+        kind = file_kind(os.stat(path).st_mode)
+        if kind is not None:
+            raise NotReadable(kind=kind)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        with os.fdopen(os.open(path, flags), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            kind = file_kind(info.st_mode)
+            if kind is not None:
+                raise NotReadable(kind=kind)
+            if info.st_size > max_bytes:
+                raise NotReadable(size=info.st_size)
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise NotReadable(reason=exc.strerror or type(exc).__name__) from None
+    if len(data) > max_bytes:
+        raise NotReadable(size=len(data))
+    return data
 
 
 def file_kind(mode: int) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import stat
 import sys
 from collections.abc import Callable
 
@@ -88,35 +87,20 @@ def read_regular_file(path: str, what: str, max_bytes: int) -> bytes:
     A FIFO, a device or a directory is refused before it is opened (opening a FIFO would
     wait for a writer forever), and again after opening, in case the path changed between.
     ``what`` names the file in messages ("the screening file")."""
-    from waveforms.files import file_kind  # here: the parser must not load program code
-
-    def not_regular(mode: int) -> UsageError:
-        return UsageError(
-            f"{path}: {what} is {file_kind(mode)}, not a regular file; allowed a regular file"
-        )
-
-    def too_large(size: int) -> UsageError:
-        return UsageError(
-            f"{path}: {what} size = {size} bytes is too large; allowed at most {max_bytes} bytes"
-        )
+    from waveforms.files import NotReadable, read_regular  # here: the parser stays light
 
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise not_regular(mode)
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        with os.fdopen(os.open(path, flags), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise not_regular(info.st_mode)
-            if info.st_size > max_bytes:
-                raise too_large(info.st_size)
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        return read_regular(path, max_bytes)
+    except NotReadable as refused:
+        if refused.kind is not None:
+            raise UsageError(
+                f"{path}: {what} is {refused.kind}, not a regular file; allowed a regular file"
+            ) from None
+        if refused.size is not None:
+            raise UsageError(
+                f"{path}: {what} size = {refused.size} bytes is too large; "
+                f"allowed at most {max_bytes} bytes"
+            ) from None
         raise UsageError(
-            f"{path}: cannot read {what} ({reason}); allowed a readable regular file"
+            f"{path}: cannot read {what} ({refused.reason}); allowed a readable regular file"
         ) from None
-    if len(data) > max_bytes:
-        raise too_large(len(data))
-    return data
