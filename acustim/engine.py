@@ -26,8 +26,8 @@ from acustim.records import RecordStore, validate_patient_code
 from acustim.runner import SessionConfig, SessionRunner, SessionStatus
 from device_profiles.profile import DeviceProfile, load_profile
 from firmware_bridge.discovery import Found, scan_ble
-from firmware_bridge.driver import make_driver
-from firmware_bridge.errors import UnknownDeviceError
+from firmware_bridge.driver import Identity, make_driver
+from firmware_bridge.errors import BridgeError, DeviceTimeout, UnknownDeviceError
 from firmware_bridge.link import ByteStreamLink, SimulatorLink, link_for_simulator
 from firmware_bridge.runtime import IoThread
 from firmware_bridge.serial_port import SerialTransport
@@ -105,7 +105,16 @@ class Engine:
     def connect(
         self, spec: str | Transport, *, profile: DeviceProfile | str | None = None
     ) -> Device:
-        """Open a device (no output yet: limits and zero are written when a session starts).
+        """Open a device's link and run its handshake; return the device once it answered.
+
+        Connected means the device answered as its profile's model does (``Device.identify``:
+        the handshake only, nothing that can change output is written), not merely that a
+        port opened: a serial port opens whether or not a box is on it. ``device.identity`` is
+        what the device said. When the link does not open, or the device does not answer,
+        the link is closed again and a one-line ``BridgeError`` says why (the CLI exits 3;
+        ``UnknownDeviceError``, e.g. an unsupported model, exits 2). The link stays open
+        afterwards; limits and zero are written when a session starts, whose own connect
+        handshakes again (and whose end closes the link; the next session reopens it).
 
         ``spec`` is a device spec (``sim:coyote3``, ``et312@/dev/ttyUSB0``) or an unopened
         transport object, which then needs ``profile`` (an id or a loaded profile)."""
@@ -120,6 +129,7 @@ class Engine:
             label = spec
         self.io.run(transport.open(), timeout_s=30.0)
         device = Device(self, label, profile, transport)
+        device.identify()  # on failure: the link is closed and the error says why, in one line
         self.devices.append(device)
         return device
 
@@ -162,7 +172,17 @@ class Engine:
 
 
 class Device:
-    """One open device. Runs one session at a time."""
+    """One device that answered its handshake. Runs one session at a time.
+
+    ``identity`` is what the device said in its latest handshake (``identify``, which
+    ``Engine.connect`` runs): model, firmware, battery as the device told them, never a figure
+    from another device. It is None until a handshake succeeded, after a failed one, and
+    after ``close``. A session's battery figures come from that session's own driver
+    (``SessionStatus.battery_percent``)."""
+
+    #: The longest (wall clock) ``identify`` waits for the IO loop; each codec's handshake
+    #: times out well before (on the loop's clock, so virtual time too), this is a backstop.
+    IDENTIFY_WAIT_S = 60.0
 
     def __init__(
         self, engine: Engine, spec: str, profile: DeviceProfile, transport: Transport
@@ -172,8 +192,58 @@ class Device:
         self.profile = profile
         self.transport = transport
         self.session: Session | None = None
+        self.identity: Identity | None = None
         self._start_lock = threading.Lock()
         self._starting = False
+
+    def identify(self) -> Identity:
+        """Run the device's handshake (``DeviceDriver.identify``) on the IO loop and return
+        what the device said; also kept as ``identity``.
+
+        Writes nothing that can change output (each codec's ``_identify`` says what it
+        sends). Reopens the link if a session's end closed it, and leaves it open when the
+        device answered. When it does not, the link is closed, ``identity`` is None and a
+        one-line ``BridgeError`` (``DeviceTimeout`` when nothing answered) is raised. Refused
+        while a session runs or starts (``DeviceBusyError``): a session's connect
+        handshakes by itself."""
+        with self._start_lock:
+            if self._starting or (self.session is not None and not self.session.done):
+                raise DeviceBusyError(
+                    f"{self.spec} is running a session; it cannot be identified until it ends"
+                )
+            self._starting = True
+        try:
+            self.identity = None
+            try:
+                self.identity = self._handshake()
+            except BaseException:
+                if self.engine.io.alive:  # the driver closed it; make sure of it
+                    with contextlib.suppress(Exception):
+                        self.engine.io.run(self.transport.close(), timeout_s=CLOSE_WAIT_S)
+                raise
+            return self.identity
+        finally:
+            with self._start_lock:
+                self._starting = False
+
+    def _handshake(self) -> Identity:
+        driver = make_driver(self.profile, self.transport)
+        future = self.engine.io.submit(driver.identify())
+        try:
+            return future.result(self.IDENTIFY_WAIT_S)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # the driver closes the link when it is cancelled
+            raise DeviceTimeout(
+                f"{self.spec}: the handshake took longer than {self.IDENTIFY_WAIT_S:g} s; "
+                "the link was closed"
+            ) from None
+        except AcustimError:
+            raise
+        except Exception as exc:  # a transport's or a codec's own error: one line all the same
+            text = " ".join(str(exc).split())
+            raise BridgeError(
+                f"{self.spec}: the handshake failed: {type(exc).__name__}: {text}"
+            ) from None
 
     @property
     def simulator(self) -> Any:
@@ -312,7 +382,9 @@ class Device:
         return Session(self.engine, runner)
 
     def close(self) -> None:
-        """Stop this device's session (zero output) and close its link."""
+        """Stop this device's session (zero output) and close its link (``identity`` is then
+        None: nothing is known about what is on the link any more)."""
+        self.identity = None
         if self.session is not None and not self.session.done:
             self.session.stop("device closed")
             with contextlib.suppress(concurrent.futures.TimeoutError):
@@ -354,6 +426,13 @@ class Session:
         caller (a GUI thread)."""
         if not self.done and self._io.alive:
             self._io.call_soon(self.runner.pause)
+
+    def resume(self) -> dict[str, int]:
+        """After a pause: every channel back to its level before the pause, ramping from zero
+        (recorded). Returns the targets set (empty when the session was not paused)."""
+        if self.done or not self._io.alive:
+            return {}
+        return self._io.call(self.runner.resume)
 
     def stop(self, reason: str = "stopped by the practitioner") -> None:
         """Emergency stop: the zero frame goes on the wire at once and the session ends.

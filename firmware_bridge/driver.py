@@ -1,24 +1,57 @@
 """The device driver interface: one per device protocol, on top of one transport.
 
-A driver connects (writing the device's own limits before any output), sends vetted frames,
-reports what the device says (``DeviceEvent``), and closes with zero output. Drivers accept
-nothing but ``VettedFrame`` from the guard; they never decide levels themselves.
+A driver identifies the device (its handshake only: ``identify``), connects (writing the
+device's own limits before any output), sends vetted frames, reports what the device says
+(``DeviceEvent``), and closes with zero output. Drivers accept nothing but ``VettedFrame``
+from the guard; they never decide levels themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from device_profiles.profile import DeviceProfile, ProfileError, codec_module
-from firmware_bridge.errors import ProtocolError, UnknownDeviceError
+from firmware_bridge.errors import DeviceTimeout, ProtocolError, UnknownDeviceError
 from firmware_bridge.events import BatteryReport, DeviceEvent, LinkLost
 from firmware_bridge.transport import Transport
 from safety.guard import VettedFrame, require_vetted
 from safety.limits import SessionLimits
 
 EventHandler = Callable[[DeviceEvent], None]
+
+#: ``identify`` gives up after this long, whatever the device's own handshake waits for (each
+#: codec's handshake has its own, shorter, timeouts; this bounds a link that hangs).
+IDENTIFY_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a device said in its handshake (``DeviceDriver.identify``); nothing else.
+
+    ``model`` is what the device reported itself to be (or, for a device whose protocol has no
+    model field, the profile's name once the device answered as that model does);
+    ``firmware`` and ``battery_percent`` are None when the device does not tell them.
+    ``details`` holds anything else it told, as (name, value) text pairs."""
+
+    device: str  # the profile id
+    model: str
+    firmware: str | None = None
+    battery_percent: int | None = None
+    details: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """One line: ``ET-312 (model 0x0C), firmware 1.6.0, battery 80 %``."""
+        parts = [self.model]
+        if self.firmware is not None:
+            parts.append(f"firmware {self.firmware}")
+        if self.battery_percent is not None:
+            parts.append(f"battery {self.battery_percent} %")
+        parts += [f"{name}: {value}" for name, value in self.details]
+        return ", ".join(parts)
 
 
 class DeviceDriver(ABC):
@@ -59,6 +92,54 @@ class DeviceDriver(ABC):
 
     def _link_lost(self, reason: str) -> None:
         self._emit(LinkLost(reason))
+
+    @property
+    def _where(self) -> str:
+        """The link, for messages: a serial port by its path."""
+        return self.transport.url.removeprefix("serial://") or "its link"
+
+    async def identify(self, timeout_s: float = IDENTIFY_TIMEOUT_S) -> Identity:
+        """The device's handshake, and nothing else: proof that the device this profile names
+        answers on this link, and what it says about itself.
+
+        Opens the link if it is closed. Writes nothing that can change output: no limits, no
+        strength, no output register, no key (each codec says what it sends). On success the
+        link stays open (a session's ``connect`` then needs no reopen, and handshakes again
+        itself) and this driver lets go of it: no receiver and no disconnect handler are left
+        on the transport. On any failure the link is closed and the error raised is a
+        one-line ``BridgeError`` (``DeviceTimeout`` when nothing answered within the
+        handshake's own timeouts, or ``timeout_s`` at most, on the loop's clock).
+
+        Never call it while a session's driver uses the same transport."""
+        try:
+            if not self.transport.is_open:
+                await self.transport.open()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    identity = await self._identify()
+            except TimeoutError:
+                raise DeviceTimeout(
+                    f"{self.profile.id}: no answer from a {self.profile.name} on {self._where} "
+                    f"within {timeout_s:g} s: check that it is switched on, within reach and "
+                    "not held by another program"
+                ) from None
+        except BaseException:
+            self.transport.set_receiver(None)
+            self.transport.set_disconnect_handler(None)
+            with contextlib.suppress(Exception):
+                await self.transport.close()
+            raise
+        self.transport.set_receiver(None)
+        self.transport.set_disconnect_handler(None)
+        self.battery_percent = identity.battery_percent
+        return identity
+
+    @abstractmethod
+    async def _identify(self) -> Identity:
+        """The handshake on the open link: reads and the protocol's own greeting only, never a
+        write that sets a limit, a level or an output. Raise a one-line ``BridgeError`` when
+        the device does not answer as this model does. ``identify`` opens, bounds and
+        cleans up around it."""
 
     @abstractmethod
     async def connect(self, limits: SessionLimits) -> None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from device_profiles.profile import DeviceProfile
-from firmware_bridge.driver import DeviceDriver
-from firmware_bridge.errors import ProtocolError
+from firmware_bridge.driver import DeviceDriver, Identity
+from firmware_bridge.errors import ProtocolError, TransportError
 from firmware_bridge.events import BatteryReport, DeviceEvent, DeviceNotice, StrengthReport
 from firmware_bridge.transport import Transport
 from safety.guard import VettedChannel, VettedFrame
@@ -334,6 +334,42 @@ class Driver(DeviceDriver):
         self.codec = Coyote2Codec()
         self.firmware_version: str | None = None
         self.config: Config | None = None
+
+    async def _identify(self) -> Identity:
+        """The BLE link is up; read what the device offers: the battery level (0x1500, which
+        a Coyote 2 must have), then the firmware version (0x1501) and config (0x1507), both
+        [community] and optional. Reads only: no strength or waveform write, no
+        subscription."""
+        try:
+            battery = decode_battery(await self.transport.read(BATTERY_CHAR))
+        except (TransportError, ProtocolError) as exc:
+            kind = ProtocolError if isinstance(exc, ProtocolError) else TransportError
+            raise kind(
+                f"coyote2: the device at {self.transport.url or 'its address'} did not give "
+                f"a Coyote 2 battery level (characteristic 955A1500): {exc}"
+            ) from None
+        firmware: str | None = None
+        raw = await self._optional_read(FIRMWARE_CHAR)
+        if raw is not None:
+            try:
+                firmware = decode_firmware(raw)
+            except ProtocolError:
+                self.protocol_errors += 1
+        details: tuple[tuple[str, str], ...] = ()
+        raw = await self._optional_read(CONFIG_CHAR)
+        if raw is not None:
+            config = decode_config(raw)
+            details = (
+                ("strength step", str(config.step_du)),
+                ("maximum strength", str(config.max_strength_du)),
+            )
+        return Identity(
+            device=self.profile.id,
+            model=self.profile.name,
+            firmware=firmware,
+            battery_percent=battery,
+            details=details,
+        )
 
     async def connect(self, limits: SessionLimits) -> None:
         # There is no soft-limit command: the limits are the host's (the guard's) alone.

@@ -24,8 +24,8 @@ import math
 from dataclasses import dataclass
 
 from device_profiles.profile import DeviceProfile
-from firmware_bridge.driver import DeviceDriver
-from firmware_bridge.errors import DeviceTimeout, ProtocolError
+from firmware_bridge.driver import DeviceDriver, Identity
+from firmware_bridge.errors import DeviceTimeout, ProtocolError, TransportError
 from firmware_bridge.events import BatteryReport, DeviceEvent, StrengthReport
 from firmware_bridge.transport import Transport
 from safety.guard import VettedFrame
@@ -231,6 +231,21 @@ class Driver(DeviceDriver):
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
         super().__init__(profile, transport)
         self.codec = Coyote3Codec()
+
+    async def _identify(self) -> Identity:
+        """The BLE link is up; read the battery level (0x1500), the one thing the device
+        offers to read. Nothing is written (no B0, no BF) and nothing is subscribed to. A
+        device at this address without that characteristic, or with a value that is not
+        0..100, is not a Coyote 3."""
+        try:
+            battery = decode_battery(await self.transport.read(BATTERY_CHAR))
+        except (TransportError, ProtocolError) as exc:
+            kind = ProtocolError if isinstance(exc, ProtocolError) else TransportError
+            raise kind(
+                f"coyote3: the device at {self.transport.url or 'its address'} did not give "
+                f"a Coyote 3 battery level (characteristic 0x1500): {exc}"
+            ) from None
+        return Identity(device=self.profile.id, model=self.profile.name, battery_percent=battery)
 
     async def connect(self, limits: SessionLimits) -> None:
         loop = asyncio.get_running_loop()

@@ -39,7 +39,7 @@ from fractions import Fraction
 from typing import Literal
 
 from device_profiles.profile import DeviceProfile
-from firmware_bridge.driver import DeviceDriver
+from firmware_bridge.driver import DeviceDriver, Identity
 from firmware_bridge.errors import (
     DeviceTimeout,
     ProtocolError,
@@ -664,32 +664,57 @@ class Driver(DeviceDriver):
             self.codec.invalidate()
             raise
 
-    async def connect(self, limits: SessionLimits) -> None:
-        if not self.transport.is_open:
-            await self.transport.open()
+    def _take_link(self) -> None:
         self.parser = ReplyParser()
         self.transport.set_receiver(self._received)
         # a lost link (or close) consumed the handler: a reconnect must report the next loss
         self.transport.set_disconnect_handler(self._link_lost)
+
+    async def _handshake(self) -> int:
+        """The handshake (D5 48 -> 4B + version; the write lock is held): the firmware
+        version, refused below Pulse Pal 2. Brings the replies in step."""
+        try:
+            reply = await self._put(HANDSHAKE, HANDSHAKE_TIMEOUT_S)
+        except DeviceTimeout:
+            raise DeviceTimeout(
+                f"pulsepal: no answer to the handshake (D5 48) within "
+                f"{HANDSHAKE_TIMEOUT_S:g} s: is a Pulse Pal 2 on this port "
+                f"({self._where}), powered, and not held by another "
+                "program?"
+            ) from None
+        assert isinstance(reply, HandshakeReply)  # _put checked the kind
+        self._requests.mark_in_step()  # a handshake reply cannot be stale
+        version = reply.firmware_version
+        if version < MIN_FIRMWARE:
+            raise UnknownDeviceError(
+                f"pulsepal: the device reports firmware {version}, a Pulse Pal 1. "
+                "Pulse Pal 1 is not supported: acustim drives Pulse Pal 2 "
+                f"(firmware {MIN_FIRMWARE} or later)"
+            )
+        self.firmware_version = version
+        return version
+
+    async def _identify(self) -> Identity:
+        """The handshake alone: ``D5 48`` is the only byte pair written (no client name, no
+        parameter, no trigger, no abort or disconnect), and the box answers with its
+        firmware version. A Pulse Pal has no battery and reports no model besides that."""
+        self._take_link()
         async with self._write_lock:
-            try:
-                reply = await self._put(HANDSHAKE, HANDSHAKE_TIMEOUT_S)
-            except DeviceTimeout:
-                raise DeviceTimeout(
-                    f"pulsepal: no answer to the handshake (D5 48) within "
-                    f"{HANDSHAKE_TIMEOUT_S:g} s: is a Pulse Pal 2 on this port, powered, and "
-                    "not held by another program?"
-                ) from None
-            assert isinstance(reply, HandshakeReply)  # _put checked the kind
-            self._requests.mark_in_step()  # a handshake reply cannot be stale
-            version = reply.firmware_version
-            if version < MIN_FIRMWARE:
-                raise UnknownDeviceError(
-                    f"pulsepal: the device reports firmware {version}, a Pulse Pal 1. "
-                    "Pulse Pal 1 is not supported: acustim drives Pulse Pal 2 "
-                    f"(firmware {MIN_FIRMWARE} or later)"
-                )
-            self.firmware_version = version
+            version = await self._handshake()
+        tested = version in KNOWN_FIRMWARE
+        return Identity(
+            device=self.profile.id,
+            model="Pulse Pal 2",
+            firmware=str(version),
+            details=() if tested else (("tested", "no"),),
+        )
+
+    async def connect(self, limits: SessionLimits) -> None:
+        if not self.transport.is_open:
+            await self.transport.open()
+        self._take_link()
+        async with self._write_lock:
+            version = await self._handshake()
             known = version in KNOWN_FIRMWARE
             layout = 21 if version <= 21 else 22
             self._emit(

@@ -1,10 +1,11 @@
 """The ET-312 driver: the host-control model (``codec.py``) spoken over a byte stream.
 
-Connect (key sync and exchange, identification, the limits, read back), frames, the knob and
-battery polls, and close (zero, key reset), in the order ``docs/devices/et312.md`` gives. Each
-packet is one request of ``firmware_bridge.exchange.Exchange``: written alone, then its one
-reply awaited (``ACK_TIMEOUT_S``; a sync byte ``SYNC_TRY_S``), so two packets never
-interleave and a missing reply or a NACK is a fault. Replies that come while no packet waits
+Identify (sync and reads only), connect (key sync and exchange, identification, the limits,
+read back), frames, the knob and battery polls, and close (zero, key reset), in the order
+``docs/devices/et312.md`` gives. Each packet is one request of
+``firmware_bridge.exchange.Exchange``: written alone, then its one reply awaited
+(``ACK_TIMEOUT_S``; a sync byte ``SYNC_TRY_S``), so two packets never interleave and a
+missing reply or a NACK is a fault. Replies that come while no packet waits
 for one are dropped, never kept for the next packet.
 
 This module never decides a level (the codec encodes what the guard vetted), writes nothing but
@@ -45,7 +46,7 @@ from firmware_bridge.codecs.et312.protocol import (
     session_key,
     sync_packet,
 )
-from firmware_bridge.driver import DeviceDriver
+from firmware_bridge.driver import DeviceDriver, Identity
 from firmware_bridge.errors import BridgeError, DeviceTimeout, ProtocolError, TransportClosed
 from firmware_bridge.events import BatteryReport, DeviceNotice
 from firmware_bridge.exchange import Exchange, ReplyTimeout
@@ -110,6 +111,46 @@ class Driver(DeviceDriver):
         self._ready = False  # connect() finished: frames may be written
         self._next_knob_s = 0.0
         self._next_battery_s = 0.0
+
+    # --- identify -----------------------------------------------------------------------------
+    async def _identify(self) -> Identity:
+        """Sync, then the model, firmware and battery, by reads alone.
+
+        What goes on the wire: lone sync bytes ``00`` (a one-byte packet 0..5: the box answers
+        ``07`` and does nothing else, et312-firmware.md section 9) and read packets ``3C hi lo
+        cs`` of $00FC..$00FF and $4203 (a read changes nothing). The firmware answers reads
+        without a key, so there is no key exchange: the box is left exactly as it was found,
+        without our key, and the session's ``connect`` finds it in plain (only a driver that
+        ran a session before also tries its last session key, as ``connect`` does). No write
+        packet, so no register that shapes output, and no key register either.
+        """
+        self.codec = Et312Codec()
+        self._ready = self._keyed = False
+        self.transport.set_disconnect_handler(self._link_lost)
+        self.transport.set_receiver(self._received)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with self._write_lock:
+            self.codec.key = 0
+            self.codec.parser.reset()
+            key = await self._find_key()
+            if key is None:
+                raise DeviceTimeout(
+                    f"et312: no answer from an ET-312 on {self._where} "
+                    f"within {loop.time() - started:.1f} s: check the cable, 19200 baud and "
+                    "that the box is switched on (if another program drove it, switch it off "
+                    "and on)"
+                )
+            self.codec.key = key  # 0, or this driver's last session key after a lost link
+            await self._check_model()
+            battery = min(100, await self._read(BATTERY))
+        assert self.model is not None and self.firmware is not None  # _check_model set them
+        return Identity(
+            device=self.profile.id,
+            model=f"ET-312 (model 0x{self.model:02X})",
+            firmware=".".join(str(v) for v in self.firmware),
+            battery_percent=battery,
+        )
 
     # --- connect ------------------------------------------------------------------------------
     async def connect(self, limits: SessionLimits) -> None:

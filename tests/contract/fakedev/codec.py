@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from firmware_bridge.driver import DeviceDriver
+from firmware_bridge.driver import DeviceDriver, Identity
 from safety.guard import VettedFrame, require_vetted
 from safety.limits import SessionLimits
 
@@ -38,6 +38,11 @@ def encode_output(frame: VettedFrame) -> bytes:
 
 
 class Driver(DeviceDriver):
+    async def _identify(self) -> Identity:
+        """The handshake: the status characteristic's battery byte (a read; nothing written)."""
+        battery = (await self.transport.read(STATUS_CHAR))[0]
+        return Identity(device=self.profile.id, model=self.profile.name, battery_percent=battery)
+
     async def connect(self, limits: SessionLimits) -> None:
         if not self.transport.is_open:
             await self.transport.open()
