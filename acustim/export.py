@@ -14,6 +14,15 @@ JSON: ``{"format": "acustim-session", "version": 1, "session": {...}, "events": 
 "frames": [{"index", "t_s", "lateness_ms", "zero", "channels": [{"name", "level_du",
 "frequency_hz": [...], "pulse_width_us": [...], "intensity": [...]}]}]}``.
 
+A treatment course for research (``export_course_csv`` / ``export_course_json``): CSV is one
+row per session of the course, by number (``course_csv_columns``: the course, the session,
+then ``<measure>_before`` / ``<measure>_after`` for every measure of the indication or with a
+value, then the adverse events: count, worst severity, and their descriptions); values are the
+stored numbers (House-Brackmann 1..6 for I..VI), empty where none was entered. JSON:
+``{"format": "acustim-course", "version": 1, "course": {...}, "measures": [...],
+"sessions": [{... "course_number", "outcomes": {"before": {...}, "after": {...}},
+"adverse_events": [...], "stricta": {...}}]}``.
+
 ``load_csv`` / ``load_json`` (files) and ``frames_from_csv`` / ``frames_from_json`` (text; CSV
 text must be read with ``newline=""``) read them back into ``FrameRow`` values. Files are
 written readable by their owner only (0600), whole or not at all. Never writes to the store.
@@ -29,12 +38,27 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from acustim.records import ChannelFrame, EventRow, FrameRow, RecordStore, SessionInfo
+from acustim.records import (
+    MEASURES,
+    SEVERITIES,
+    ChannelFrame,
+    EventRow,
+    FrameRow,
+    RecordStore,
+    SessionInfo,
+    measures_for,
+)
 from acustim.report import ReportError, write_private_file
 
 __all__ = [
+    "COURSE_JSON_FORMAT",
     "CSV_COLUMNS",
     "JSON_FORMAT",
+    "course_csv_columns",
+    "course_to_csv",
+    "course_to_json",
+    "export_course_csv",
+    "export_course_json",
     "export_csv",
     "export_json",
     "frames_from_csv",
@@ -257,3 +281,141 @@ def load_csv(path: Path) -> list[FrameRow]:
 def load_json(path: Path) -> list[FrameRow]:
     """The frames of a JSON export (ReportError if it is not one)."""
     return frames_from_json(_read(path))
+
+
+COURSE_JSON_FORMAT: Final = "acustim-course"
+_COURSE_HEAD: Final = (
+    "course_id",
+    "patient",
+    "indication",
+    "planned_sessions",
+    "interval_days",
+    "course_number",
+    "session_id",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "program",
+    "device",
+    "session_outcome",
+)
+_COURSE_TAIL: Final = ("adverse_events", "adverse_worst_severity", "adverse_descriptions")
+
+
+def _course_measures(store: RecordStore, course_id: int) -> list[str]:
+    course = store.course(course_id)
+    keys = [m.key for m in measures_for(course.indication)]
+    entered = {o.measure for o in store.outcomes(course_id=course_id)}
+    return keys + sorted(k for k in entered - set(keys) if k in MEASURES)
+
+
+def course_csv_columns(measures: Sequence[str]) -> tuple[str, ...]:
+    """The CSV header of a course export with these measures."""
+    pairs = tuple(f"{k}_{t}" for k in measures for t in ("before", "after"))
+    return (*_COURSE_HEAD, *pairs, *_COURSE_TAIL)
+
+
+def course_to_csv(store: RecordStore, course_id: int) -> tuple[str, int]:
+    """The course as CSV text, one row per session; and how many sessions."""
+    course = store.course(course_id)
+    sessions = store.course_sessions(course_id)
+    measures = _course_measures(store, course_id)
+    values = {
+        (o.session_id, o.timing, o.measure): o.value for o in store.outcomes(course_id=course_id)
+    }
+    adverse = store.adverse_events(course_id=course_id)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(course_csv_columns(measures))
+    for s in sessions:
+        mine = [a for a in adverse if a.session_id == s.id]
+        worst = max((SEVERITIES.index(a.severity) for a in mine), default=None)
+        duration = s.duration_s
+        writer.writerow(
+            [
+                course.id,
+                course.patient,
+                course.indication,
+                course.planned_sessions,
+                course.interval_days,
+                s.course_number,
+                s.id,
+                s.started_at,
+                s.ended_at or "",
+                "" if duration is None else repr(duration),
+                s.program,
+                s.device,
+                s.outcome or "",
+                *(
+                    "" if (v := values.get((s.id, t, k))) is None else repr(v)
+                    for k in measures
+                    for t in ("before", "after")
+                ),
+                len(mine),
+                "" if worst is None else SEVERITIES[worst],
+                " | ".join(f"{a.severity}: {a.what}" for a in mine),
+            ]
+        )
+    return out.getvalue(), len(sessions)
+
+
+def course_to_json(store: RecordStore, course_id: int) -> tuple[str, int]:
+    """The course, its sessions with their outcomes, adverse events and STRICTA entries, as
+    one JSON document; and how many sessions."""
+    course = store.course(course_id)
+    sessions = store.course_sessions(course_id)
+    outcomes = store.outcomes(course_id=course_id)
+    adverse = store.adverse_events(course_id=course_id)
+    rows = []
+    for s in sessions:
+        entries = {
+            t: {o.measure: o.value for o in outcomes if o.session_id == s.id and o.timing == t}
+            for t in ("before", "after")
+        }
+        given = s.meta.get("stricta")
+        stricta = {
+            **store.stricta_defaults(at=s.started_at),
+            **(given if isinstance(given, dict) else {}),
+            **store.session_stricta(s.id),
+        }
+        rows.append(
+            {
+                **_session_dict(s),
+                "outcomes": entries,
+                "adverse_events": [dataclasses.asdict(a) for a in adverse if a.session_id == s.id],
+                "stricta": {k: v for k, v in stricta.items() if v},
+            }
+        )
+    measures = _course_measures(store, course_id)
+    document = {
+        "format": COURSE_JSON_FORMAT,
+        "version": _JSON_VERSION,
+        "course": dataclasses.asdict(course),
+        "measures": [
+            {
+                "key": k,
+                "label": MEASURES[k].label,
+                "unit": MEASURES[k].unit,
+                "min": MEASURES[k].lo,
+                "max": MEASURES[k].hi,
+                "source": MEASURES[k].source,
+            }
+            for k in measures
+        ],
+        "sessions": rows,
+    }
+    return json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False) + "\n", len(rows)
+
+
+def export_course_csv(store: RecordStore, course_id: int, path: Path) -> int:
+    """Write the course as CSV (mode 0600); returns how many sessions."""
+    text, count = course_to_csv(store, course_id)
+    write_private_file(path, text.encode("utf-8"))
+    return count
+
+
+def export_course_json(store: RecordStore, course_id: int, path: Path) -> int:
+    """Write the course as JSON (mode 0600); returns how many sessions."""
+    text, count = course_to_json(store, course_id)
+    write_private_file(path, text.encode("utf-8"))
+    return count

@@ -1,4 +1,5 @@
-"""``acustim sessions``, ``acustim report`` and ``acustim export``: the session records.
+"""``acustim sessions``, ``acustim report`` and ``acustim export``: the session records (and,
+with ``--course``, a treatment course's view and research export).
 
 The store is opened read-only: these commands never change it (an older store is read as it
 is, a store in a read-only directory or a backup copy reads too) and never talk to a device.
@@ -167,12 +168,27 @@ def cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _session_or_course(args: argparse.Namespace, command: str) -> int | None:
+    """The course id of ``--course``, or None when a SESSION is given; exactly one of them."""
+    from acustim.commands.course import course_id
+
+    if (args.session is None) == (args.course is None):
+        raise UsageError(
+            f"give a SESSION or --course ID, not both and not neither (see acustim {command}"
+            " --help)"
+        )
+    return None if args.course is None else course_id(args.course)
+
+
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from acustim.report import build_report, check_output_path, write_html, write_pdf
 
     try:
+        course = _session_or_course(args, "report")
         if not args.html and not args.pdf:
             raise UsageError("give --html FILE, --pdf FILE or both (see acustim report --help)")
+        if course is not None:
+            return _course_report(args, course, out)
         html = check_output_path(args.html) if args.html else None
         pdf = check_output_path(args.pdf) if args.pdf else None
         with _open(args) as store:
@@ -190,13 +206,51 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _course_report(args: argparse.Namespace, course: int, out: TextIO) -> int:
+    from acustim.report import check_output_path
+    from acustim.report.course import build_course_report, write_course_html, write_course_pdf
+
+    html = check_output_path(args.html) if args.html else None
+    pdf = check_output_path(args.pdf) if args.pdf else None
+    with _open(args) as store:
+        report = build_course_report(store, course)
+    count = len(report.sessions)
+    if html is not None:
+        write_course_html(report, html)
+        print(f"wrote {html} (course {course}, {count} sessions, HTML)", file=out)
+    if pdf is not None:
+        write_course_pdf(report, pdf)
+        print(f"wrote {pdf} (course {course}, {count} sessions, PDF)", file=out)
+    return EXIT_OK
+
+
+def _course_export(args: argparse.Namespace, course: int, out: TextIO) -> int:
+    from acustim.export import export_course_csv, export_course_json
+    from acustim.report import check_output_path
+
+    csv_path = check_output_path(args.csv) if args.csv else None
+    json_path = check_output_path(args.json) if args.json else None
+    with _open(args) as store:
+        store.course(course)
+        if csv_path is not None:
+            count = export_course_csv(store, course, csv_path)
+            print(f"wrote {csv_path} (course {course}, {count} sessions, CSV)", file=out)
+        if json_path is not None:
+            count = export_course_json(store, course, json_path)
+            print(f"wrote {json_path} (course {course}, {count} sessions, JSON)", file=out)
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from acustim.export import export_csv, export_json
     from acustim.report import check_output_path
 
     try:
+        course = _session_or_course(args, "export")
         if not args.csv and not args.json:
             raise UsageError("give --csv FILE, --json FILE or both (see acustim export --help)")
+        if course is not None:
+            return _course_export(args, course, out)
         csv_path = check_output_path(args.csv) if args.csv else None
         json_path = check_output_path(args.json) if args.json else None
         with _open(args) as store:
@@ -245,10 +299,17 @@ def register(sub: Any) -> None:
         " device profile is calibrated), the device's reports, the events, and plots of"
         " output and frequency over the session. Files are readable by you only (0600).",
         epilog="examples:\n  acustim report 12 --html session-12.html\n"
-        "  acustim report last --pdf last.pdf --html last.html",
+        "  acustim report last --pdf last.pdf --html last.html\n"
+        "  acustim report --course 3 --html course-3.html",
         formatter_class=raw,
     )
-    report.add_argument("session", metavar="SESSION", help="a session id, or 'last'")
+    report.add_argument("session", nargs="?", metavar="SESSION", help="a session id, or 'last'")
+    report.add_argument(
+        "--course",
+        metavar="ID",
+        help="instead of a session: the course view (outcomes over the sessions as plots, the"
+        " sessions, adverse events)",
+    )
     report.add_argument("--html", type=Path, metavar="FILE", help="write the report as HTML")
     report.add_argument("--pdf", type=Path, metavar="FILE", help="write the report as PDF")
     report.add_argument("--store", metavar="PATH", help=_STORE_HELP)
@@ -262,10 +323,17 @@ def register(sub: Any) -> None:
         " frequency_hz, pulse_width_us, intensity). JSON: the session, its events and its"
         " frames. Floats read back exactly. Files are readable by you only (0600).",
         epilog="examples:\n  acustim export 12 --csv frames-12.csv\n"
-        "  acustim export last --json last.json",
+        "  acustim export last --json last.json\n"
+        "  acustim export --course 3 --csv course-3.csv --json course-3.json",
         formatter_class=raw,
     )
-    export.add_argument("session", metavar="SESSION", help="a session id, or 'last'")
+    export.add_argument("session", nargs="?", metavar="SESSION", help="a session id, or 'last'")
+    export.add_argument(
+        "--course",
+        metavar="ID",
+        help="instead of a session: a treatment course for research (CSV: one row per session"
+        " with its outcomes before and after and its adverse events; JSON: all of it)",
+    )
     export.add_argument("--csv", type=Path, metavar="FILE", help="write the frames as CSV")
     export.add_argument(
         "--json", type=Path, metavar="FILE", help="write the session and frames as JSON"

@@ -32,6 +32,7 @@ from acustim.commands._common import (
     silence_broken_stdout,
     whole_number,
 )
+from acustim.commands.course import check_run_course
 from acustim.commands.library import check_program
 from acustim.commands.screening import ask, load_answers
 
@@ -253,6 +254,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     # Everything the user gave is read and checked before the store or a device is opened.
     _check_options(args)
+    course = check_run_course(args)  # fills in --patient from the course
     program = load_program(args.program)
     levels = _channel_values(args.level, "level")
     ceilings = _channel_values(args.ceiling, "ceiling") or None
@@ -274,6 +276,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             stream, name = _open_trace(args.trace, stack)
             trace = TraceWriter(stream, name, say)
         engine = stack.enter_context(Engine(virtual_time=args.virtual_time, records=records))
+        if course is not None and engine.store is not None:
+            engine.store.link_next_session(course)  # numbered in the commit of the session
         return _run_session(engine, program, levels, ceilings, screening, trace, args, out, err)
 
 
@@ -489,6 +493,12 @@ def register(sub: Any) -> None:
     )
     run.add_argument("--store", metavar="PATH", help="records database (default: user data dir)")
     run.add_argument("--no-record", action="store_true", help="do not write a session record")
+    run.add_argument(
+        "--course",
+        metavar="ID",
+        help="link the session to this treatment course as its next session (see 'acustim"
+        " course'); the course's patient code is used",
+    )
     run.add_argument("--quiet", action="store_true", help="no status lines")
     run.add_argument(
         "--trace",

@@ -13,6 +13,8 @@ One module per job:
 - ``columns``: rows to column values and back (JSON, finite floats, UTC times, the acustim
   version); never touches SQLite.
 - ``patients``: the form of a patient code (a pseudonym, never a name); stores nothing.
+- ``measures``: outcome measures and their bounds, adverse-event severities, the indications
+  a course can have and which measures apply, the STRICTA items entered; stores nothing.
 - ``files``: where the store lives, private modes, and the path checks made before SQLite
   opens anything; never opens a connection.
 - ``schema``: the tables, the migrations, the statements, and the one write connection;
@@ -40,37 +42,74 @@ from __future__ import annotations
 from acustim.records.columns import acustim_version
 from acustim.records.errors import RecordsError
 from acustim.records.files import DATA_DIR_ENV, STORE_FILE_NAME, default_store_path
+from acustim.records.measures import (
+    CONDITIONS,
+    MEASURES,
+    SEVERITIES,
+    STRICTA_ITEMS,
+    TIMINGS,
+    Condition,
+    Measure,
+    StrictaField,
+    condition_of,
+    measure_text,
+    measures_for,
+)
 from acustim.records.patients import PATIENT_CODE_MAX, PatientCodeError, validate_patient_code
 from acustim.records.rows import (
     OUTCOMES,
+    AdverseEventRow,
     ChannelFrame,
+    CourseInfo,
     EventRow,
     FrameRow,
+    OutcomeRow,
     PatientInfo,
     SessionInfo,
     WriterStats,
 )
 from acustim.records.schema import APPLICATION_ID, SCHEMA_VERSION
-from acustim.records.store import MAX_BACKLOG_ROWS, RecordStore
+from acustim.records.store import (
+    COURSE_INTERVAL_DAYS,
+    COURSE_SESSIONS,
+    MAX_BACKLOG_ROWS,
+    RecordStore,
+)
 
 __all__ = [
     "APPLICATION_ID",
+    "CONDITIONS",
+    "COURSE_INTERVAL_DAYS",
+    "COURSE_SESSIONS",
     "DATA_DIR_ENV",
     "MAX_BACKLOG_ROWS",
+    "MEASURES",
     "OUTCOMES",
     "PATIENT_CODE_MAX",
     "SCHEMA_VERSION",
+    "SEVERITIES",
     "STORE_FILE_NAME",
+    "STRICTA_ITEMS",
+    "TIMINGS",
+    "AdverseEventRow",
     "ChannelFrame",
+    "Condition",
+    "CourseInfo",
     "EventRow",
     "FrameRow",
+    "Measure",
+    "OutcomeRow",
     "PatientCodeError",
     "PatientInfo",
     "RecordStore",
     "RecordsError",
     "SessionInfo",
+    "StrictaField",
     "WriterStats",
     "acustim_version",
+    "condition_of",
     "default_store_path",
+    "measure_text",
+    "measures_for",
     "validate_patient_code",
 ]

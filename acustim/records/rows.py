@@ -14,9 +14,12 @@ from typing import Final
 
 __all__ = [
     "OUTCOMES",
+    "AdverseEventRow",
     "ChannelFrame",
+    "CourseInfo",
     "EventRow",
     "FrameRow",
+    "OutcomeRow",
     "PatientInfo",
     "SessionInfo",
     "WriterStats",
@@ -78,6 +81,9 @@ class SessionInfo:
     notes: str = ""
     screening: dict[str, object] = field(default_factory=dict)
     firmware: str | None = None
+    #: the treatment course the session belongs to and its number there (schema 3), or None
+    course_id: int | None = None
+    course_number: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -111,3 +117,44 @@ class WriterStats:
     last_commit_s: float = 0.0
     max_commit_s: float = 0.0
     total_commit_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CourseInfo:
+    """A treatment course: one patient, one indication, a plan of sessions and their interval.
+
+    ``indication`` is a key of ``measures.CONDITIONS`` (or text the outcome table does not
+    know: VAS only); ``session_count`` is how many sessions are linked to it."""
+
+    id: int
+    patient: str
+    indication: str
+    planned_sessions: int
+    interval_days: int
+    notes: str
+    created_at: str
+    session_count: int = 0
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """One outcome value entered before or after a session (``measures.MEASURES`` key)."""
+
+    id: int
+    session_id: int
+    timing: str
+    measure: str
+    value: float
+    recorded_at: str
+
+
+@dataclass(frozen=True)
+class AdverseEventRow:
+    """An adverse event of a session, with its severity (``measures.SEVERITIES``)."""
+
+    id: int
+    session_id: int
+    severity: str
+    what: str
+    action: str
+    recorded_at: str

@@ -1,6 +1,6 @@
 """The schema: its tables at each version, the migrations, and the statements run on them.
 
-Schema (``PRAGMA user_version`` = 2, ``PRAGMA application_id`` = 0x41435354, "ACST"):
+Schema (``PRAGMA user_version`` = 3, ``PRAGMA application_id`` = 0x41435354, "ACST"):
 
 - ``patients``: code (the pseudonym the practitioner chose: 1..32 ASCII letters, digits, '-'
   or '_'; compared without regard to case, kept as first written), created_at. Nothing else:
@@ -9,7 +9,20 @@ Schema (``PRAGMA user_version`` = 2, ``PRAGMA application_id`` = 0x41435354, "AC
   profile, outcome ('completed' | 'stopped' | 'fault', NULL while running or if the process
   died), reason, meta (a JSON object), acustim_version (the software that wrote it), patient
   (a ``patients.code`` or NULL), notes (the practitioner's text), screening (a JSON object:
-  the screening answers), firmware (what the device reported, NULL if unknown).
+  the screening answers), firmware (what the device reported, NULL if unknown), course_id
+  and course_number (the treatment course it belongs to and its number there, both NULL or
+  both set; numbers are unique within a course and given in the order sessions joined it).
+- ``courses``: id, patient (a ``patients.code``), indication (a key of the outcome table in
+  ``measures.py``, or short text it does not know), planned_sessions, interval_days, notes,
+  created_at.
+- ``outcomes``: session_id, timing ('before' | 'after' the session), measure ('vas',
+  'mouth_mm', 'house_brackmann' (1..6 for I..VI), 'sunnybrook', 'headache_days'), value
+  within the measure's bounds, recorded_at; one value per session, timing and measure.
+- ``adverse_events``: session_id, severity ('mild' | 'moderate' | 'severe' | 'serious'),
+  what, action, recorded_at.
+- ``stricta_defaults``: item, value, set_at: the practitioner's defaults for the STRICTA
+  items, never overwritten (a session reads the latest set before it started; '' clears).
+- ``session_stricta``: session_id, item, value, set_at: what was entered for one session.
 - ``events``: session_id, t_s, kind, message, data (a JSON object or NULL), in insertion order.
   The device's own reports are events too (kinds ``device_level``, ``battery``,
   ``low_battery``, ``knob``, ``firmware``, ``electrode_off``, ``link_lost``, ``reconnected``...).
@@ -23,7 +36,9 @@ Schema (``PRAGMA user_version`` = 2, ``PRAGMA application_id`` = 0x41435354, "AC
 Migrations: each schema version is one step of ``_MIGRATIONS``, run in one transaction with the
 ``user_version`` bump, so a store is either fully upgraded or left as it was. Version 2 adds
 the ``patients`` table and the session columns patient, notes, screening and firmware, and
-fills firmware from the ``firmware`` events a version 1 store already holds. Opening a store
+fills firmware from the ``firmware`` events a version 1 store already holds. Version 3 adds
+the courses, outcomes, adverse events and STRICTA tables and the session course columns
+(NULL for every existing session). Opening a store
 written by a newer acustim is refused, and so is an SQLite file that is not ours, before
 anything is written to it.
 
@@ -47,15 +62,26 @@ __all__ = [
     "APPLICATION_ID",
     "BUSY_TIMEOUT_S",
     "END_SESSION",
+    "INDICATION_MAX",
+    "INSERT_ADVERSE",
+    "INSERT_COURSE",
     "INSERT_EVENT",
     "INSERT_FRAME",
+    "INSERT_OUTCOME",
     "INSERT_PATIENT",
     "INSERT_SESSION",
+    "INSERT_STRICTA_DEFAULT",
+    "LINK_SESSION",
+    "REPLACE_OUTCOME",
     "SCHEMA_VERSION",
     "SESSION_COLUMNS",
     "SESSION_COLUMNS_V1_DEFAULTS",
     "SESSION_COLUMNS_V2",
+    "SESSION_COLUMNS_V2_DEFAULTS",
+    "SESSION_COLUMNS_V3",
     "SET_FIRMWARE",
+    "SET_NOTES",
+    "SET_SESSION_STRICTA",
     "check_identity",
     "connect_writer",
     "describe_error",
@@ -64,6 +90,8 @@ __all__ = [
 
 APPLICATION_ID: Final = 0x41435354  # "ACST": tells our stores from other SQLite files
 BUSY_TIMEOUT_S: Final = 5.0
+#: the longest course indication (a key of ``measures.CONDITIONS``, or short text)
+INDICATION_MAX: Final = 80
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: sessions, events, frames.
@@ -124,12 +152,85 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             ORDER BY e.id LIMIT 1
         )""",
     ),
+    # 3: treatment courses, outcomes, adverse events, STRICTA entries; session course links.
+    # The bounds are those of version 3 (``measures.py`` holds them for the code; a test
+    # checks that the two agree). Nothing existing is changed: rows keep every value.
+    (
+        f"""CREATE TABLE courses (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            patient TEXT NOT NULL REFERENCES patients (code),
+            indication TEXT NOT NULL CHECK (length(indication) BETWEEN 1 AND {INDICATION_MAX}),
+            planned_sessions INTEGER NOT NULL CHECK (planned_sessions BETWEEN 1 AND 100),
+            interval_days INTEGER NOT NULL CHECK (interval_days BETWEEN 0 AND 365),
+            notes TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX courses_by_patient ON courses (patient)",
+        "ALTER TABLE sessions ADD COLUMN course_id INTEGER REFERENCES courses (id)",
+        """ALTER TABLE sessions ADD COLUMN course_number INTEGER
+            CHECK ((course_number IS NULL) = (course_id IS NULL) AND course_number >= 1)""",
+        """CREATE UNIQUE INDEX sessions_by_course ON sessions (course_id, course_number)
+            WHERE course_id IS NOT NULL""",
+        """CREATE TABLE outcomes (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions (id),
+            timing TEXT NOT NULL CHECK (timing IN ('before', 'after')),
+            measure TEXT NOT NULL,
+            value REAL NOT NULL,
+            recorded_at TEXT NOT NULL,
+            CHECK (CASE measure
+                WHEN 'vas' THEN value BETWEEN 0 AND 10
+                WHEN 'mouth_mm' THEN value BETWEEN 0 AND 80
+                WHEN 'house_brackmann' THEN value IN (1, 2, 3, 4, 5, 6)
+                WHEN 'sunnybrook' THEN value BETWEEN 0 AND 100 AND value = round(value)
+                WHEN 'headache_days' THEN value BETWEEN 0 AND 31 AND value = round(value)
+                ELSE 0 END),
+            UNIQUE (session_id, timing, measure)
+        )""",
+        """CREATE TABLE adverse_events (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions (id),
+            severity TEXT NOT NULL CHECK (severity IN ('mild', 'moderate', 'severe', 'serious')),
+            what TEXT NOT NULL CHECK (length(what) BETWEEN 1 AND 500),
+            action TEXT NOT NULL DEFAULT '' CHECK (length(action) <= 500),
+            recorded_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX adverse_events_by_session ON adverse_events (session_id)",
+        # Defaults are never overwritten: a session reads those set before it started, so a
+        # default changed later never changes an older session's report.
+        """CREATE TABLE stricta_defaults (
+            id INTEGER PRIMARY KEY,
+            item TEXT NOT NULL,
+            value TEXT NOT NULL CHECK (length(value) <= 500),
+            set_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE session_stricta (
+            session_id INTEGER NOT NULL REFERENCES sessions (id),
+            item TEXT NOT NULL,
+            value TEXT NOT NULL CHECK (length(value) <= 500),
+            set_at TEXT NOT NULL,
+            PRIMARY KEY (session_id, item)
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 #: the tables each schema version must hold
 _TABLES_AT: Final[dict[int, frozenset[str]]] = {
     1: frozenset({"sessions", "events", "frames"}),
     2: frozenset({"sessions", "events", "frames", "patients"}),
+    3: frozenset(
+        {
+            "sessions",
+            "events",
+            "frames",
+            "patients",
+            "courses",
+            "outcomes",
+            "adverse_events",
+            "stricta_defaults",
+            "session_stricta",
+        }
+    ),
 }
 _TABLES: Final = _TABLES_AT[SCHEMA_VERSION]
 
@@ -141,6 +242,7 @@ INSERT_SESSION: Final = (
     " VALUES (?, ?, ?, ?, ?, ?, (SELECT code FROM patients WHERE code = ?), ?, ?, ?)"
 )
 SET_FIRMWARE: Final = "UPDATE sessions SET firmware = ? WHERE id = ?"
+SET_NOTES: Final = "UPDATE sessions SET notes = ? WHERE id = ?"
 INSERT_EVENT: Final = (
     "INSERT INTO events (session_id, t_s, kind, message, data) VALUES (?, ?, ?, ?, ?)"
 )
@@ -157,6 +259,40 @@ SESSION_COLUMNS: Final = (
 #: the columns a version 2 store added, and what a version 1 store reads as in their place
 SESSION_COLUMNS_V2: Final = "patient, notes, screening, firmware"
 SESSION_COLUMNS_V1_DEFAULTS: Final = "NULL, '', '{}', NULL"
+#: the columns a version 3 store added, and what an older store reads as in their place
+SESSION_COLUMNS_V3: Final = "course_id, course_number"
+SESSION_COLUMNS_V2_DEFAULTS: Final = "NULL, NULL"
+
+INSERT_COURSE: Final = (
+    "INSERT INTO courses (patient, indication, planned_sessions, interval_days, notes,"
+    " created_at) VALUES ((SELECT code FROM patients WHERE code = ?), ?, ?, ?, ?, ?)"
+)
+#: link a session to a course as its next number; only a session not yet in a course
+LINK_SESSION: Final = (
+    "UPDATE sessions SET course_id = ?1, course_number ="
+    " (SELECT coalesce(max(course_number), 0) + 1 FROM sessions WHERE course_id = ?1)"
+    " WHERE id = ?2 AND course_id IS NULL"
+)
+INSERT_OUTCOME: Final = (
+    "INSERT INTO outcomes (session_id, timing, measure, value, recorded_at) VALUES (?, ?, ?, ?, ?)"
+)
+REPLACE_OUTCOME: Final = (
+    "INSERT INTO outcomes (session_id, timing, measure, value, recorded_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, timing, measure)"
+    " DO UPDATE SET value = excluded.value, recorded_at = excluded.recorded_at"
+)
+INSERT_ADVERSE: Final = (
+    "INSERT INTO adverse_events (session_id, severity, what, action, recorded_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+INSERT_STRICTA_DEFAULT: Final = (
+    "INSERT INTO stricta_defaults (item, value, set_at) VALUES (?, ?, ?)"
+)
+SET_SESSION_STRICTA: Final = (
+    "INSERT INTO session_stricta (session_id, item, value, set_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (session_id, item) DO UPDATE SET value = excluded.value,"
+    " set_at = excluded.set_at"
+)
 
 
 def connect_writer(path: Path) -> sqlite3.Connection:

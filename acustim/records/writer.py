@@ -1,4 +1,6 @@
-"""The writer thread: the only code that writes a session's rows to the store.
+"""The writer thread: the only code that writes a session's rows to the store (and the rows
+entered around sessions: courses, outcomes, adverse events, STRICTA items, each a ``Txn``
+whose caller waits for its commit).
 
 One thread owns the write connection (made and migrated by ``schema.connect_writer``). Callers
 only put items on its queue, so they never wait for the disk (``Start`` and ``Flush`` carry an
@@ -25,9 +27,9 @@ from pathlib import Path
 from acustim.records.errors import RecordsError
 from acustim.records.files import DATA_DIR_ENV
 from acustim.records.rows import WriterStats
-from acustim.records.schema import INSERT_PATIENT, INSERT_SESSION
+from acustim.records.schema import INSERT_PATIENT, INSERT_SESSION, LINK_SESSION
 
-__all__ = ["Flush", "Item", "Start", "Stop", "Write", "Writer"]
+__all__ = ["Flush", "Item", "Start", "Stop", "Txn", "Write", "Writer"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,19 @@ class Start:
     patient: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     session_id: int | None = None
+    #: the treatment course the session joins (as its next number), committed with it
+    course: int | None = None
+
+
+@dataclass
+class Txn:
+    """Statements committed together whose caller waits (a course, an outcome...); after
+    ``done``, ``rowcounts`` and ``lastrowid`` say what each did (empty if it failed)."""
+
+    steps: tuple[tuple[str, tuple[object, ...]], ...]
+    done: threading.Event = field(default_factory=threading.Event)
+    rowcounts: list[int] = field(default_factory=list)
+    lastrowid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,7 @@ class Stop:
     pass
 
 
-Item = Write | Start | Flush | Stop
+Item = Write | Start | Txn | Flush | Stop
 
 
 class Writer:
@@ -107,7 +122,7 @@ class Writer:
                 self._fail(exc, "could not close the store")
 
     def _apply(self, batch: list[Item]) -> bool:
-        writes = [item for item in batch if isinstance(item, Write | Start)]
+        writes = [item for item in batch if isinstance(item, Write | Start | Txn)]
         if writes and self.error is None:
             started_s = time.perf_counter()
             try:
@@ -117,6 +132,13 @@ class Writer:
                         if item.patient is not None:
                             self._conn.execute(INSERT_PATIENT, (item.patient, item.params[0]))
                         item.session_id = self._conn.execute(INSERT_SESSION, item.params).lastrowid
+                        if item.course is not None:
+                            self._conn.execute(LINK_SESSION, (item.course, item.session_id))
+                    elif isinstance(item, Txn):
+                        for sql, params in item.steps:
+                            cursor = self._conn.execute(sql, params)
+                            item.rowcounts.append(cursor.rowcount)
+                            item.lastrowid = cursor.lastrowid
                     else:
                         self._conn.execute(item.sql, item.params)
                 self._conn.execute("COMMIT")
@@ -127,6 +149,9 @@ class Writer:
                 for item in writes:
                     if isinstance(item, Start):
                         item.session_id = None
+                    elif isinstance(item, Txn):
+                        item.rowcounts.clear()
+                        item.lastrowid = None
                 self._fail(exc, f"could not commit {len(writes)} rows")
             else:
                 took_s = time.perf_counter() - started_s
@@ -139,7 +164,7 @@ class Writer:
                     total_commit_s=old.total_commit_s + took_s,
                 )
         for waiter in batch:
-            if isinstance(waiter, Start | Flush):
+            if isinstance(waiter, Start | Txn | Flush):
                 waiter.done.set()
         return any(isinstance(item, Stop) for item in batch)
 

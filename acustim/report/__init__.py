@@ -28,6 +28,8 @@ One module per job (each one's docstring says what it must never do):
 - ``html``: the HTML page.
 - ``pdf``: the PDF; the only module that imports Qt, and only when a PDF is made.
 - ``files``: checking output paths and writing files 0600, whole or not at all.
+- ``course``: the course view of a treatment course (plan, outcome plots over the sessions,
+  sessions, adverse events), built, laid out as HTML and written; a PDF through ``pdf``.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ reads no store and writes no file (``files`` does).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from acustim.report.html import CSS, render_html
-from acustim.report.model import Report, ReportError
+from acustim.report.model import Plot, Report, ReportError
 
-__all__ = ["render_pdf"]
+__all__ = ["layout_pdf", "render_pdf"]
 
 #: the QApplication ``_ensure_qt`` made, if it made one: kept for the life of the process
 _qt_app: Any = None
@@ -39,6 +40,26 @@ def _ensure_qt() -> None:
 
 def render_pdf(report: Report) -> bytes:
     """The report as a PDF (A4), laid out by Qt from the same page as ``render_html``."""
+    return layout_pdf(
+        title=f"acustim session {report.session.id}",
+        creator=f"acustim {report.acustim_version}",
+        plots=report.plots,
+        page=lambda plot_html: render_html(report, plot_html=plot_html),
+        what=f"session {report.session.id}",
+    )
+
+
+def layout_pdf(
+    *,
+    title: str,
+    creator: str,
+    plots: Sequence[Plot],
+    page: Callable[[Callable[[int, Plot], str]], str],
+    what: str,
+) -> bytes:
+    """An HTML page as a PDF (A4): ``page(plot_html)`` makes the page with each plot shown
+    as ``plot_html(i, plot)`` gives it; here, the plot rasterised by Qt. ``what`` names the
+    page in errors ("session 12")."""
     _ensure_qt()
     from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QUrl
     from PySide6.QtGui import (
@@ -55,19 +76,22 @@ def render_pdf(report: Report) -> bytes:
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     writer = QPdfWriter(buffer)
+    # the page is laid out in CSS pixels: at the writer's own 1200 dpi its text would be
+    # about 1 pt high, so lay it out at the 96 dpi CSS assumes
+    writer.setResolution(96)
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(14, 14, 14, 14), QPageLayout.Unit.Millimeter)
-    writer.setTitle(f"acustim session {report.session.id}")
-    writer.setCreator(f"acustim {report.acustim_version}")
+    writer.setTitle(title)
+    writer.setCreator(creator)
     doc = QTextDocument()
     doc.setDefaultStyleSheet(CSS)
     doc.setDocumentMargin(0)
-    for i, plot in enumerate(report.plots):
+    for i, plot in enumerate(plots):
         image = QImage(plot.width * 2, plot.height * 2, QImage.Format.Format_ARGB32)
         image.fill(QColor("#ffffff"))
         renderer = QSvgRenderer(QByteArray(plot.svg.encode("utf-8")))
         if not renderer.isValid():
-            raise ReportError(f"plot {i + 1} of session {report.session.id} could not be drawn")
+            raise ReportError(f"plot {i + 1} of {what} could not be drawn")
         painter = QPainter(image)
         renderer.render(painter)
         painter.end()
@@ -75,17 +99,12 @@ def render_pdf(report: Report) -> bytes:
             QTextDocument.ResourceType.ImageResource.value, QUrl(f"acustim-plot-{i}.png"), image
         )
     doc.setHtml(
-        render_html(
-            report,
-            plot_html=lambda i, p: (
-                f'<img src="acustim-plot-{i}.png" width="{p.width}" height="{p.height}">'
-            ),
-        )
+        page(lambda i, p: f'<img src="acustim-plot-{i}.png" width="{p.width}" height="{p.height}">')
     )
     doc.print_(writer)
     del writer  # finishes the PDF
     buffer.close()
     data = bytes(buffer.data().data())
     if not data.startswith(b"%PDF"):
-        raise ReportError(f"Qt did not produce a PDF for session {report.session.id}")
+        raise ReportError(f"Qt did not produce a PDF for {what}")
     return data

@@ -1,7 +1,9 @@
 """The STRICTA 2010 items of one session (``../shared/reference/safety.md`` section 6): each
-value from ``meta["stricta"]`` (what the practitioner gave), else from the program and the
-record (this patient's sessions in the store, the channels' sites, the session length), else
-"not recorded"; the needle items say "not applicable" for surface electrodes.
+value from what the practitioner entered in the store for the session (``acustim stricta``),
+else ``meta["stricta"]``, else their default when the session started, else from the program
+and the record (this patient's sessions or course in the store, the channels' sites, the
+session length), else "not recorded"; the needle items say "not applicable" for surface
+electrodes.
 
 Pure functions of what it is given: it reads no store, never writes one, lays nothing out and
 never imports Qt.
@@ -9,9 +11,9 @@ never imports Qt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from acustim.records import SessionInfo
+from acustim.records import CourseInfo, SessionInfo
 from acustim.report.model import ChannelReport, StrictaItem
 from acustim.report.text import clock, local_time, meta_text
 
@@ -35,11 +37,22 @@ def stricta_items(
     channels: Sequence[ChannelReport],
     output_s: float,
     session_clock_s: float | None,
+    entered: Mapping[str, str] | None = None,
+    course: CourseInfo | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> tuple[StrictaItem, ...]:
-    """The items, in STRICTA order; ``history`` is this patient's sessions in the store."""
+    """The items, in STRICTA order; ``history`` is this patient's sessions in the store.
+
+    ``entered``: this session's own entries in the store (they win); then
+    ``meta["stricta"]``; then ``defaults``, the practitioner's defaults as they were when the
+    session started. ``course``: the session's treatment course, for 3a-b."""
     meta = info.meta
     given = meta.get("stricta")
-    st: dict[str, object] = given if isinstance(given, dict) else {}
+    st: dict[str, object] = {
+        **(defaults or {}),
+        **(given if isinstance(given, dict) else {}),
+        **(entered or {}),
+    }
     needles = meta.get("electrode") == "needle"
     not_recorded = "not recorded"
     pads = "not applicable: surface electrodes (pads)"
@@ -82,9 +95,10 @@ def stricta_items(
             (
                 "; ".join(f"{ch.name}: {' - '.join(ch.sites)}" for ch in channels if ch.sites)
                 + f" ({_laterality(sites)})"
+                + (f"; by hand: {manual}" if (manual := meta_text(st.get("manual_points"))) else "")
             )
             if sites
-            else not_recorded,
+            else meta_text(st.get("manual_points")) or not_recorded,
             applies=True,
         ),
         StrictaItem(
@@ -112,14 +126,27 @@ def stricta_items(
         StrictaItem(
             "2g",
             "Needle type",
-            (meta_text(st.get("needle_type")) or not_recorded) if needles else pads,
+            (
+                "; ".join(
+                    t
+                    for t in (meta_text(st.get("needle_type")), meta_text(st.get("needle_gauge")))
+                    if t
+                )
+                or not_recorded
+            )
+            if needles
+            else pads,
             applies=needles,
         ),
-        StrictaItem("3a", "Number of treatment sessions", _regimen(info, history), applies=True),
+        StrictaItem(
+            "3a", "Number of treatment sessions", _regimen(info, history, course), applies=True
+        ),
         StrictaItem(
             "3b",
             "Frequency and duration of sessions",
-            meta_text(st.get("regimen")) or _dates(history),
+            meta_text(st.get("regimen"))
+            or (f"planned every {course.interval_days} days; " if course is not None else "")
+            + _dates(history),
             applies=True,
         ),
         StrictaItem(
@@ -147,7 +174,12 @@ def stricta_items(
     return tuple(items)
 
 
-def _regimen(info: SessionInfo, history: Sequence[SessionInfo]) -> str:
+def _regimen(info: SessionInfo, history: Sequence[SessionInfo], course: CourseInfo | None) -> str:
+    if course is not None and info.course_number is not None:
+        return (
+            f"session {info.course_number} of {course.planned_sessions} planned in course"
+            f" {course.id} ({course.indication}; {course.session_count} recorded)"
+        )
     if not info.patient:
         return "no patient code recorded: sessions cannot be counted"
     ids = [s.id for s in history]

@@ -302,7 +302,7 @@ def test_schema_version_and_pragmas_are_set(store: RecordStore, store_path: Path
         assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
 
 def test_store_written_by_a_newer_acustim_is_refused(store_path: Path) -> None:
@@ -1008,3 +1008,25 @@ def test_a_directory_you_may_not_write_is_refused_before_sqlite_tries(
         f"cannot record sessions in {tmp_path}: you cannot write there (permission denied)"
     )
     assert not path.exists()
+
+
+def test_notes_amended_after_the_session_keep_the_earlier_text(
+    store: RecordStore, tmp_path: Path
+) -> None:
+    sid = store.start_session(program="p", device="sim:x", profile="x", notes="jaw tight")
+    store.end_session(sid, outcome="completed")
+    store.flush()
+    store.set_session_notes(sid, "jaw tight; better after 2 sessions")
+    assert store.session(sid).notes == "jaw tight; better after 2 sessions"
+    amended = [e for e in store.events(sid) if e.kind == "notes"]
+    assert len(amended) == 1 and amended[0].data is not None
+    assert amended[0].data["previous"] == "jaw tight"
+    store.set_session_notes(sid, "jaw tight; better after 2 sessions")  # unchanged: no event
+    assert len([e for e in store.events(sid) if e.kind == "notes"]) == 1
+    with pytest.raises(RecordsError, match="must be text"):
+        store.set_session_notes(sid, 12)  # type: ignore[arg-type]
+    with pytest.raises(RecordsError):
+        store.set_session_notes(sid + 99, "no such session")
+    store.close()
+    with RecordStore.open(store.path, read_only=True) as readonly, pytest.raises(RecordsError):
+        readonly.set_session_notes(sid, "a read-only store changes nothing")

@@ -208,7 +208,7 @@ def test_a_version_1_store_opens_with_every_row_intact(v1_path: Path) -> None:
         store.flush()
         assert new == 4
         assert [s.id for s in store.sessions(patient="P-0042")] == [4]
-    assert pragma(v1_path, "user_version") == SCHEMA_VERSION == 2
+    assert pragma(v1_path, "user_version") == SCHEMA_VERSION == 3
     assert pragma(v1_path, "application_id") == 0x41435354
     with RecordStore.open(v1_path) as again:  # upgraded once: opening again changes nothing
         assert len(again.sessions()) == 4
@@ -241,7 +241,10 @@ def test_a_failed_upgrade_leaves_the_store_as_it_was(tmp_path: Path) -> None:
     with pytest.raises(RecordsError) as excinfo:
         RecordStore.open(path)
     message = str(excinfo.value)
-    assert f"cannot upgrade the records store {path} from schema version 1 to 2" in message
+    assert (
+        f"cannot upgrade the records store {path} from schema version 1 to {SCHEMA_VERSION}"
+        in message
+    )
     assert "it was left as it was" in message and "\n" not in message
     assert pragma(path, "user_version") == 1
     conn = sqlite3.connect(path)

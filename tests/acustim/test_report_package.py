@@ -13,7 +13,23 @@ import acustim.report
 
 PACKAGE = Path(acustim.report.__file__).parent
 #: RecordStore's methods that write (acustim/records/store.py)
-STORE_WRITES = {"start_session", "add_event", "add_frame", "set_session_firmware", "end_session"}
+STORE_WRITES = {
+    "start_session",
+    "add_event",
+    "add_frame",
+    "set_session_firmware",
+    "end_session",
+    # schema 3: courses, outcomes, adverse events, STRICTA entries
+    "create_course",
+    "link_session",
+    "link_next_session",
+    "add_outcome",
+    "add_outcomes",
+    "add_adverse_event",
+    "set_stricta_defaults",
+    "set_session_notes",
+    "set_session_stricta",
+}
 
 
 def imports(tree: ast.AST) -> list[tuple[str, bool]]:
