@@ -1,16 +1,25 @@
-"""The session history: the recorded sessions, filtered by patient code and date, and
-"Open report".
+"""The session history: the recorded sessions, filtered by patient code and date; the
+selected session's report (open, save as HTML or PDF, print) and its practitioner notes.
 
 ``HistoryView`` is a standalone widget. Give it the engine's ``RecordStore`` (read while
 sessions are recorded), or the path of a store, which is opened read-only on every refresh.
 "Open report" (or a double click) writes the selected session's HTML report to a private
 temporary file (0600, in a 0700 directory removed when the widget goes) and opens it with
-``QDesktopServices`` (the browser). Reads the store only, never talks to a device, and owns no
-logic beyond showing what ``acustim.records`` and ``acustim.report`` give.
+``QDesktopServices`` (the browser). "Save report..." and "Print..." are ``gui.reports``'s;
+a file that cannot be written is one message under the list, never a traceback.
+
+``NotesEditor`` shows a recorded session's notes and saves changes through
+``RecordStore.set_session_notes(session_id, notes)`` where the store has it; where it does
+not (yet), the notes are shown read-only with a message that says so.
+
+Owns no logic beyond showing what ``acustim.records`` and ``acustim.report`` give; never talks
+to a device.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import shutil
 import tempfile
 import weakref
@@ -28,6 +37,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -38,6 +48,7 @@ from PySide6.QtWidgets import (
 from acustim import AcustimError
 from acustim.records import RecordStore, SessionInfo, validate_patient_code
 from acustim.report import build_report, write_html
+from gui.reports import PathChooser, PrintSetup, print_report, save_report
 
 COLUMNS = ("Session", "Started", "Length", "Patient", "Program", "Device", "Outcome")
 ALL_PATIENTS = "All patients"
@@ -45,6 +56,14 @@ ALL_PATIENTS = "All patients"
 _ANY_DATE = QDate(2000, 1, 1)
 
 Opener = Callable[[QUrl], object]
+
+#: the records store's method that changes a recorded session's notes (not there yet: the
+#: editor then shows the notes read-only and says so)
+NOTES_API = "set_session_notes"
+NOTES_UNSAVABLE = (
+    "Notes of a recorded session cannot be saved yet: this version of the records store"
+    " cannot change them. Add them to the next session's notes instead."
+)
 
 
 def _local(iso: str) -> str:
@@ -87,6 +106,173 @@ def _as_date(edit: QDateEdit) -> date | None:
     return date(value.year(), value.month(), value.day())
 
 
+class NotesEditor(QWidget):
+    """The practitioner's notes of one recorded session, editable after the session.
+
+    ``set_session(id)`` shows that session's notes; "Save notes" writes them with
+    ``RecordStore.set_session_notes`` and reads them back. Without that method in the store
+    the text is read-only and ``message`` says that notes cannot be saved yet."""
+
+    #: (session id, the notes as the store now holds them) after a save
+    notes_saved = Signal(int, str)
+
+    def __init__(
+        self, store: RecordStore | Path | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._session_id: int | None = None
+        self._recorded = ""
+
+        self.title = QLabel("Notes")
+        self.title.setObjectName("muted")
+        self.text = QPlainTextEdit()
+        self.text.setAccessibleName("Practitioner notes of the selected session")
+        self.text.setPlaceholderText("Notes for this session's record (no names)")
+        self.text.setTabChangesFocus(True)
+        self.text.setFixedHeight(4 * self.text.fontMetrics().lineSpacing() + 14)
+        self.message = QLabel()
+        self.message.setObjectName("muted")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.save_button = QPushButton("Save notes")
+        self.save_button.setAccessibleName("Save the notes of the selected session")
+        self.save_button.setToolTip("write these notes into the session's record")
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.message, 1)
+        row.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.text)
+        layout.addLayout(row)
+
+        self.text.textChanged.connect(self._update)
+        self.save_button.clicked.connect(self.save)
+        self.set_session(None)
+
+    # --- what it shows ----------------------------------------------------------------------
+
+    @staticmethod
+    def store_can_save(store: RecordStore | Path | None) -> bool:
+        """Whether the records store can change a recorded session's notes."""
+        return store is not None and hasattr(RecordStore, NOTES_API)
+
+    @property
+    def can_save(self) -> bool:
+        return self._session_id is not None and self.store_can_save(self._store)
+
+    @property
+    def session_id(self) -> int | None:
+        return self._session_id
+
+    def set_store(self, store: RecordStore | Path | None) -> None:
+        self._store = store
+        self.set_session(None)
+
+    def set_session(self, session_id: int | None, notes: str | None = None) -> None:
+        """Show ``session_id``'s notes (``notes`` if given, else read from the store); None
+        shows nothing. Unsaved edits of the session shown before are dropped."""
+        self._session_id = session_id
+        self._recorded = ""
+        problem = ""
+        if session_id is not None and notes is None:
+            try:
+                with _opened_store(self._store) as store:
+                    if store is None:
+                        raise AcustimError("the records store is gone: refresh the list")
+                    notes = store.session(session_id).notes
+            except AcustimError as exc:
+                problem = str(exc)
+        self._recorded = notes or ""
+        self.text.blockSignals(True)
+        try:
+            self.text.setPlainText(self._recorded)
+        finally:
+            self.text.blockSignals(False)
+        self.title.setText("Notes" if session_id is None else f"Notes of session {session_id}")
+        self.text.setEnabled(session_id is not None and not problem)
+        self.text.setReadOnly(not self.can_save)
+        # read-only notes must not look like a field one can type into
+        self.text.setStyleSheet("" if self.can_save else "QPlainTextEdit { background: #f4f6f7; }")
+        if problem:
+            self._say(problem, error=True)
+        elif session_id is None:
+            self._say("select a session to see its notes")
+        elif not self.store_can_save(self._store):
+            self._say(NOTES_UNSAVABLE)
+        else:
+            self._say("")
+        self._update()
+
+    def _update(self) -> None:
+        changed = self.text.toPlainText() != self._recorded
+        self.save_button.setEnabled(self.can_save and changed)
+        if changed and self.can_save:
+            self._say("not saved yet")
+        elif self.message.text() == "not saved yet":  # typed back to what is recorded
+            self._say("")
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #c62828;" if error else "")
+
+    # --- saving -----------------------------------------------------------------------------
+
+    def save(self) -> bool:
+        """Write the notes into the session's record; True when the store holds them now."""
+        session_id = self._session_id
+        if session_id is None:
+            return False
+        if not self.can_save:
+            self._say(NOTES_UNSAVABLE)
+            return False
+        notes = self.text.toPlainText()
+        try:
+            with _writable_store(self._store) as store:
+                getattr(store, NOTES_API)(session_id, notes)
+                store.flush()
+                saved = store.session(session_id).notes
+        except AcustimError as exc:
+            self._say(f"the notes were not saved: {exc}", error=True)
+            return False
+        if saved != notes:
+            self._say("the notes were not saved: the record still holds other notes", error=True)
+            return False
+        self._recorded = saved
+        self._update()
+        self._say(f"notes of session {session_id} saved")
+        self.notes_saved.emit(session_id, saved)
+        return True
+
+
+@contextmanager
+def _opened_store(store: RecordStore | Path | None) -> Iterator[RecordStore | None]:
+    """The engine's store as it is; a store file opened read-only; None if there is none."""
+    if store is None or isinstance(store, RecordStore):
+        yield store
+        return
+    if not Path(store).exists():
+        yield None
+        return
+    with RecordStore.open(Path(store), read_only=True) as opened:
+        yield opened
+
+
+@contextmanager
+def _writable_store(store: RecordStore | Path | None) -> Iterator[RecordStore]:
+    """The engine's store as it is, or a store file opened for writing for the block."""
+    if isinstance(store, RecordStore):
+        yield store
+        return
+    if store is None or not Path(store).exists():
+        raise AcustimError("the records store is gone: refresh the list")
+    with RecordStore.open(Path(store)) as opened:
+        yield opened
+
+
 class HistoryView(QWidget):
     """The recorded sessions with filters and an "Open report" button."""
 
@@ -99,10 +285,16 @@ class HistoryView(QWidget):
         parent: QWidget | None = None,
         *,
         opener: Opener | None = None,
+        choose_path: PathChooser | None = None,
+        print_setup: PrintSetup | None = None,
     ) -> None:
+        """``opener``, ``choose_path`` and ``print_setup`` stand in for the browser, the save
+        dialog and the print dialog (tests); by default the real ones."""
         super().__init__(parent)
         self._store = store
         self._opener: Opener = opener or QDesktopServices.openUrl
+        self._choose_path = choose_path
+        self._print_setup = print_setup
         self._report_dir: Path | None = None
         self._sessions: list[SessionInfo] = []
 
@@ -140,13 +332,24 @@ class HistoryView(QWidget):
         self.open_button = QPushButton("Open report")
         self.open_button.setEnabled(False)
         self.open_button.setToolTip("write this session's report and open it in the browser")
+        self.open_button.setAccessibleName("Open the selected session's report")
+        self.save_button = QPushButton("Save report…")
+        self.save_button.setToolTip("save this session's report as an HTML page or a PDF")
+        self.save_button.setAccessibleName("Save the selected session's report")
+        self.print_button = QPushButton("Print…")
+        self.print_button.setToolTip("print this session's report")
+        self.print_button.setAccessibleName("Print the selected session's report")
         actions = QHBoxLayout()
         actions.addWidget(self.status, 1)
-        actions.addWidget(self.open_button)
+        for button in (self.open_button, self.save_button, self.print_button):
+            button.setEnabled(False)
+            actions.addWidget(button)
+        self.notes = NotesEditor(store)
 
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.notes)
         layout.addLayout(actions)
 
         self.patient.currentTextChanged.connect(lambda _text: self.refresh())
@@ -156,6 +359,9 @@ class HistoryView(QWidget):
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.cellDoubleClicked.connect(lambda _row, _col: self.open_report())
         self.open_button.clicked.connect(self.open_report)
+        self.save_button.clicked.connect(lambda: self.save_report())
+        self.print_button.clicked.connect(lambda: self.print_report())
+        self.notes.notes_saved.connect(self._notes_saved)
         self.refresh()
 
     # --- the store -------------------------------------------------------------------------
@@ -163,19 +369,11 @@ class HistoryView(QWidget):
     def set_store(self, store: RecordStore | Path | None) -> None:
         """Show another store (the engine's, or a path read read-only)."""
         self._store = store
+        self.notes.set_store(store)
         self.refresh()
 
-    @contextmanager
-    def _opened(self) -> Iterator[RecordStore | None]:
-        store = self._store
-        if store is None or isinstance(store, RecordStore):
-            yield store
-            return
-        if not Path(store).exists():
-            yield None
-            return
-        with RecordStore.open(Path(store), read_only=True) as opened:
-            yield opened
+    def _opened(self) -> contextlib.AbstractContextManager[RecordStore | None]:
+        return _opened_store(self._store)
 
     # --- filters and the list ---------------------------------------------------------------
 
@@ -263,7 +461,17 @@ class HistoryView(QWidget):
         raise KeyError(session_id)
 
     def _selection_changed(self) -> None:
-        self.open_button.setEnabled(self.selected_session_id() is not None)
+        session_id = self.selected_session_id()
+        for button in (self.open_button, self.save_button, self.print_button):
+            button.setEnabled(session_id is not None)
+        if session_id != self.notes.session_id:
+            info = next((i for i in self._sessions if i.id == session_id), None)
+            self.notes.set_session(session_id, None if info is None else info.notes)
+
+    def _notes_saved(self, session_id: int, notes: str) -> None:
+        self._sessions = [
+            dataclasses.replace(i, notes=notes) if i.id == session_id else i for i in self._sessions
+        ]
 
     # --- the report ------------------------------------------------------------------------
 
@@ -294,6 +502,33 @@ class HistoryView(QWidget):
             self._show_message(f"report of session {session_id} opened ({path})")
         self.report_opened.emit(path)
         return path
+
+    def _notify(self, text: str, error: bool) -> None:
+        self._show_message(text, error=error)
+
+    def save_report(self, path: Path | None = None) -> Path | None:
+        """Save the selected session's report (HTML or PDF by the file's extension) where the
+        user chooses (``path`` skips the dialog); returns the file, or None."""
+        session_id = self.selected_session_id()
+        if session_id is None:
+            return None
+        return save_report(
+            self,
+            self._store,
+            session_id,
+            path=path,
+            choose=self._choose_path,
+            notify=self._notify,
+        )
+
+    def print_report(self) -> bool:
+        """Print the selected session's report (the print dialog first); True if printed."""
+        session_id = self.selected_session_id()
+        if session_id is None:
+            return False
+        return print_report(
+            self, self._store, session_id, setup=self._print_setup, notify=self._notify
+        )
 
     def _reports(self) -> Path:
         if self._report_dir is None or not self._report_dir.is_dir():
