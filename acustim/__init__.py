@@ -44,6 +44,7 @@ _LAZY = {
     "Pending": "acustim.prestart",
     "UnconfirmedError": "acustim.prestart",
     "SHOWN_BEFORE_START": "acustim.prestart",
+    "CAVEAT_KINDS": "acustim.prestart",
     "SCREENING_QUESTIONS": "safety.screening",
     "ScreeningQuestion": "safety.screening:Question",
     "SessionLimits": "safety.limits",
@@ -68,6 +69,7 @@ _LAZY = {
 if TYPE_CHECKING:  # what type checkers see; at run time ``__getattr__`` below imports them
     from acustim.engine import Device, Engine, Session, load_program, resolve_device
     from acustim.prestart import (
+        CAVEAT_KINDS,
         SHOWN_BEFORE_START,
         ItemKind,
         Pending,
@@ -104,6 +106,7 @@ else:
 
 
 __all__ = [
+    "CAVEAT_KINDS",
     "SCREENING_QUESTIONS",
     "SHOWN_BEFORE_START",
     "SIDE_NAMES",

@@ -67,6 +67,11 @@ class ChannelStatus:
     ceiling_du: int
     segment: str
     rms_current_ma: float | None = None
+    #: what reaches the patient in this frame: level x the program's largest intensity
+    delivered_du: float = 0.0
+    #: the rate and pulse width of this frame (the largest of its samples; 0 when silent)
+    frequency_hz: float = 0.0
+    pulse_width_us: float = 0.0
 
 
 class SessionState(StrEnum):
@@ -96,6 +101,9 @@ class SessionStatus:
     session_id: int | None = None
     outcome: str | None = None
     reason: str | None = None
+    #: how many ``set_level`` requests were applied before this snapshot: a display that
+    #: counts its own requests knows a target it sees is the guard's, not one still in flight
+    level_requests: int = 0
 
 
 class ProgramSource:
@@ -224,6 +232,9 @@ class SessionRunner:
         self.zero_confirmed = True
         self.result: StreamResult | None = None
         self.record_error: str | None = None
+        self.level_requests = 0
+        #: the targets when the session was paused, for an explicit ``resume``
+        self._paused_targets: dict[str, int] = {}
 
     # --- commands (IO loop) ---------------------------------------------------------------------
     def _now(self) -> float:
@@ -231,6 +242,7 @@ class SessionRunner:
 
     def set_level(self, channel: str, level_du: int) -> None:
         """The practitioner's level; raising a level after a pause or stop resumes."""
+        self.level_requests += 1
         self.guard.set_level(channel, level_du, self._now())
         if level_du > 0 and self.source.paused:
             self.source.paused = False
@@ -240,13 +252,36 @@ class SessionRunner:
         )
 
     def pause(self) -> None:
-        """Zero output now and hold the program; raising a level resumes."""
+        """Zero output now and hold the program; raising a level, or ``resume``, resumes."""
+        if not self.source.paused:
+            self._paused_targets = {
+                c.name: self.guard.target_du(c.name) for c in self.limits.channels
+            }
         if self.streamer is not None and self.streamer.running:
             self.streamer.emergency_stop()
         else:
             self.guard.stop(self._now())
         self.source.paused = True
         self._event(EventKind.PAUSE, "paused: output zero; raise a level to resume")
+
+    def resume(self) -> dict[str, int]:
+        """After a pause: every channel back to its target before the pause, ramping from zero
+        (the guard's soft start: a pause forgets what was delivered). Returns the targets set;
+        nothing when not paused."""
+        if not self.source.paused or self.guard.phase is not Phase.RUNNING:
+            return {}
+        targets = {name: du for name, du in self._paused_targets.items() if du > 0}
+        now = self._now()
+        for name, du in targets.items():
+            self.guard.set_level(name, du, now)
+        self.source.paused = False
+        said = ", ".join(f"{name} to {du} du" for name, du in targets.items()) or "no channel"
+        self._event(
+            EventKind.RESUME,
+            f"resumed by the practitioner: {said}, ramping from zero",
+            dict(targets),
+        )
+        return targets
 
     def stop(self, reason: str = "stopped by the practitioner") -> None:
         """Emergency stop: zero on the wire at once, and the session ends."""
@@ -450,6 +485,9 @@ class SessionRunner:
                 ceiling_du=c.ceiling_du,
                 segment=labels.get(c.name, ""),
                 rms_current_ma=frame.channel(c.name).rms_current_ma,
+                delivered_du=frame.channel(c.name).output_du,
+                frequency_hz=max(frame.channel(c.name).frequency_hz, default=0.0),
+                pulse_width_us=max(frame.channel(c.name).pulse_width_us, default=0.0),
             )
             for c in self.limits.channels
         )
@@ -465,6 +503,7 @@ class SessionRunner:
             frames_sent=stats.frames_sent if stats else 0,
             frames_skipped=stats.frames_skipped if stats else 0,
             battery_percent=self.driver.battery_percent,
+            level_requests=self.level_requests,
         )
 
     def _p99_ms(self, stats: StreamStats | None) -> float:

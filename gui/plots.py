@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from acustim.live import (
@@ -171,6 +173,9 @@ class LivePlots(QWidget):
         self._pulse_top = 0.0
         self._min_output_top = 10.0
         self._last_total = -1
+        #: how many plot rows are laid out (see ``_rows_for_height``), and the last configure
+        self.rows = 3
+        self._configured: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         #: seconds the last few refreshes took (for the status bar and the bench)
         self.refresh_s: list[float] = []
 
@@ -184,7 +189,17 @@ class LivePlots(QWidget):
         frequency_max_hz: float = 100.0,
         output_top_du: float = 10.0,
     ) -> None:
-        """Set up one curve per channel (call when a program or device changes)."""
+        """Set up one curve per channel (call when a program or device changes). Lays out as
+        many plots as the height allows (``rows``)."""
+        self._configured = (
+            (channels, colours, sample_period_s),
+            {
+                "biphasic": biphasic,
+                "frequency_max_hz": frequency_max_hz,
+                "output_top_du": output_top_du,
+            },
+        )
+        self.rows = self._rows_for_height()
         self.view.clear()
         self.channels = tuple(channels)
         self.sample_period_s = sample_period_s
@@ -197,14 +212,17 @@ class LivePlots(QWidget):
         span = max(1, len(self.channels))
 
         out = self.view.addPlot(row=0, col=0, colspan=span)
-        _style_plot(out, "output (du)", None)
+        _style_plot(out, "output (du)", "seconds" if self.rows == 1 else None)
         out.setTitle(
             "Output: level \N{MULTIPLICATION SIGN} program intensity, last 30 s",
             color=theme.INK,
             size="10pt",
         )
         out.setXRange(-WINDOW_S, 0.0, padding=0.0)
-        freq = self.view.addPlot(row=1, col=0, colspan=span)
+        # a plot the height leaves out is made but not laid out: its curves still take data
+        freq = pg.PlotItem()
+        if self.rows >= 2:
+            self.view.addItem(freq, row=1, col=0, colspan=span)
         _style_plot(freq, "rate (Hz)", "seconds")
         freq.setTitle("Pulse rate", color=theme.INK, size="10pt")
         freq.setXRange(-WINDOW_S, 0.0, padding=0.0)
@@ -229,7 +247,9 @@ class LivePlots(QWidget):
             freq.addItem(c_freq, ignoreBounds=True)
             self.output_curves.append(c_out)
             self.frequency_curves.append(c_freq)
-            pulses = self.view.addPlot(row=2, col=k)
+            pulses = pg.PlotItem()
+            if self.rows >= 3:
+                self.view.addItem(pulses, row=2, col=k)
             _style_plot(pulses, "du" if k == 0 else "", "seconds")
             pulses.setTitle(f"{name}: pulses, last second", color=theme.INK, size="10pt")
             pulses.setXRange(-PULSE_WINDOW_S, 0.0, padding=0.0)
@@ -239,11 +259,28 @@ class LivePlots(QWidget):
             self.pulse_plots.append(pulses)
             self.pulse_curves.append(c_pulse)
         legend.setVisible(len(self.channels) > 1)
-        self.view.ci.layout.setRowStretchFactor(0, 5)
-        self.view.ci.layout.setRowStretchFactor(1, 3)
-        self.view.ci.layout.setRowStretchFactor(2, 4)
+        for row, stretch in enumerate((5, 3, 4)[: self.rows]):
+            self.view.ci.layout.setRowStretchFactor(row, stretch)
         self._set_output_top(self._min_output_top)
         self._set_pulse_top(1.0)
+
+    #: below this height the 1 s pulse views are left out, so the 30 s plots stay legible
+    COMPACT_BELOW_PX = 340
+    #: below this height the pulse-rate plot is left out too (each channel card says its rate)
+    OUTPUT_ONLY_BELOW_PX = 240
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._configured is not None and self._rows_for_height() != self.rows:
+            args, kwargs = self._configured
+            top = self._min_output_top  # keep the scale the window set
+            self.configure(*args, **{**kwargs, "output_top_du": top})  # redrawn from the buffer
+
+    def _rows_for_height(self) -> int:
+        """3: output, rate and the pulse views; 2: no pulse views; 1: output only."""
+        if self.height() < self.OUTPUT_ONLY_BELOW_PX:
+            return 1
+        return 2 if self.height() < self.COMPACT_BELOW_PX else 3
 
     def _set_output_top(self, top: float) -> None:
         self._y_top = top

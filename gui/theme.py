@@ -67,6 +67,7 @@ QLabel#banner {{
     padding: 8px 10px;
     font-weight: 600;
 }}
+QLabel#banner[tone="empty"] {{ background: transparent; border: 1px solid transparent; }}
 QLabel#banner[tone="ok"] {{ background: #e6f3ea; color: {OK}; border: 1px solid #b9dcc5; }}
 QLabel#banner[tone="info"] {{ background: #e7f0f5; color: {ACCENT}; border: 1px solid #bcd3df; }}
 QLabel#banner[tone="warn"] {{ background: {WARN_BG}; color: {WARN_INK};

@@ -8,34 +8,46 @@ thread, frames go into a ``LiveBuffer`` (``on_frame``) and notices into a queued
 (``on_notice``); a ~30 Hz timer on the GUI thread reads the buffer and the session status.
 Slow work (connect, disconnect, BLE scan) runs off the GUI thread and reports back by signal.
 
-STOP is always in reach: the red button, and Space and Esc as application-wide shortcuts
-while a session is live, whatever widget has focus. Closing the window stops output first,
-then closes the engine. The window owns no logic of its own about output.
+STOP is always in reach: the red button, and Space and Esc while a session is live, whatever
+widget (or dialog) has focus. Space and Esc never start, confirm or raise anything, in any
+state: with no session live, Space does nothing except type a space in a text field, and Esc
+only cancels. Closing the window during a session asks first (the default keeps it running)
+and stops output before anything closes. The window owns no logic of its own about output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
+    QCheckBox,
+    QComboBox,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
+    QTabWidget,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from acustim import (
+    CAVEAT_KINDS,
     SHOWN_BEFORE_START,
     AcustimError,
     Device,
@@ -65,15 +77,23 @@ from gui.panels.device import DevicePanel
 from gui.panels.log import EventLog
 from gui.panels.program import ProgramPanel
 from gui.panels.session import SessionHeader
+from gui.panels.simulator import SimulatorPanel
 from gui.plots import WINDOW_S, LivePlots
+from gui.reports import print_report, save_report
 from gui.screening import ask_screening
 
 REFRESH_MS = 33  # ~30 Hz
+#: the smallest window: a 1280x720 screen, less a task bar and the window's frame
+MIN_WIDTH, MIN_HEIGHT = 1260, 660
 STOP_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Escape)
+#: where a Space is only ever a typed character (never a click) when no session is live
+TEXT_FIELDS = (QLineEdit, QPlainTextEdit, QTextEdit)
+KEY_EVENTS = (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
 #: how long closing waits for the session to end (its zero frame goes out at once)
 CLOSE_WAIT_S = 3.0
 
 Confirm = Callable[[str, str], bool]
+Sound = Callable[[str], None]
 ScreeningAsk = Callable[[str | None], tuple[dict[str, bool], list[str]] | None]
 OnsetAsk = Callable[[Program], int | None]
 #: Link states in which a session may start. "idle": the engine closes the link when a
@@ -97,6 +117,11 @@ def ask(parent: QWidget) -> Confirm:
     return confirm
 
 
+def _beep(_: str) -> None:
+    """The default sound: the platform's alert (silent where there is none)."""
+    QApplication.beep()
+
+
 def sentence(text: str) -> str:
     """A plan item's text as a sentence (ending with a full stop)."""
     return text if text.endswith((".", "!", "?")) else f"{text}."
@@ -110,25 +135,36 @@ def program_max_frequency_hz(program: Program) -> float:
     return max(rates)
 
 
-class _StopKeyFilter(QObject):
-    """While a session is live, no widget may claim Space or Esc for itself (a spin box or a
-    combo box would otherwise keep the key): the STOP shortcut always gets it."""
+class _KeyGuard(QObject):
+    """Space and Esc are STOP and nothing else, application-wide.
 
-    def __init__(self, live: Callable[[], bool], parent: QObject | None = None) -> None:
+    While a session is live, a press of either stops it, whatever has focus (a spin box, a
+    combo box or a dialog never keeps the key). With no session live, Space never reaches a
+    button, check box, combo box or slider (so it can never start, confirm or raise anything;
+    in a text field it types a space) and Esc keeps its one meaning, cancel."""
+
+    def __init__(
+        self, live: Callable[[], bool], stop: Callable[[], None], parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self._live = live
+        self._stop = stop
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if (
-            event.type() == QEvent.Type.ShortcutOverride
-            and isinstance(event, QKeyEvent)
-            and event.key() in STOP_KEYS
-            and event.modifiers() == Qt.KeyboardModifier.NoModifier
-            and self._live()
-        ):
-            event.ignore()  # not claimed by the focus widget: the shortcut fires
+        if event.type() not in KEY_EVENTS or not isinstance(event, QKeyEvent):
+            return False
+        key = event.key()
+        if key not in STOP_KEYS:
+            return False
+        if self._live():
+            if event.type() == QEvent.Type.KeyPress:
+                self._stop()
+            event.accept()  # a ShortcutOverride accepted: the press comes here, as a KeyPress
             return True
-        return False
+        if key == Qt.Key.Key_Escape or isinstance(watched, TEXT_FIELDS):
+            return False
+        event.accept()
+        return True
 
 
 class MainWindow(QMainWindow):
@@ -143,10 +179,11 @@ class MainWindow(QMainWindow):
         confirm: Confirm | None = None,
         screening: ScreeningAsk | None = None,
         onset: OnsetAsk | None = None,
+        sound: Sound | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("acustim")
-        self.setMinimumSize(1200, 760)
+        self.setMinimumSize(MIN_WIDTH, MIN_HEIGHT)
         self.resize(1440, 900)
         self.engine = engine if engine is not None else Engine(virtual_time=False)
         self.bridge = Bridge(self)
@@ -155,6 +192,9 @@ class MainWindow(QMainWindow):
             lambda patient: ask_screening(self, patient)
         )
         self.ask_onset: OnsetAsk = onset or self._ask_onset_days
+        self.sound: Sound = sound or _beep
+        #: where "Save report…" asks for a file name (a test gives a function instead)
+        self.report_path_chooser: Callable[[QWidget | None, Path], Path | None] | None = None
         self.device: Device | None = None
         self.session: Session | None = None
         self._history: HistoryView | None = None
@@ -169,6 +209,8 @@ class MainWindow(QMainWindow):
         self._result: tuple[str, str] | None = None
         self._sent: dict[str, int] = {}
         self._seen_targets: dict[str, int] = {}
+        #: level requests this window made in the current session (see SessionStatus)
+        self._requests = 0
         self._build()
         self._wire()
 
@@ -209,9 +251,29 @@ class MainWindow(QMainWindow):
         left = QVBoxLayout()
         left.setSpacing(12)
         self.device_panel = DevicePanel()
-        self.log = EventLog()
+        self.log = EventLog(title="")
+        self.log.setObjectName("plain")  # inside the Session card's tabs: no card of its own
+        self.log.body.setContentsMargins(0, 4, 0, 0)
+        self.notes = QPlainTextEdit()
+        self.notes.setPlaceholderText(
+            "Notes for this session's record (no names). Saved with the session when it starts."
+        )
+        self.notes.setAccessibleName("Practitioner notes")
+        self.notes.setTabChangesFocus(True)
+        self.notes_card = notes_card = Card("Session")
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setDocumentMode(True)
+        self.side_tabs.addTab(self.log, "Event log")
+        self.side_tabs.addTab(self.notes, "Notes")
+        self.simulator_panel = SimulatorPanel()
+        self.simulator_panel.setObjectName("plain")
+        self.side_tabs.addTab(self.simulator_panel, "Simulator")
+        self.side_tabs.setTabVisible(2, False)
+        notes_card.body.addWidget(self.side_tabs, 1)
+        self.device_panel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.device_panel.setMinimumHeight(self.device_panel.sizeHint().height())
         left.addWidget(self.device_panel)
-        left.addWidget(self.log, 1)
+        left.addWidget(notes_card, 1)
         left_box = QWidget()
         left_box.setLayout(left)
         left.setContentsMargins(0, 0, 0, 0)
@@ -241,7 +303,12 @@ class MainWindow(QMainWindow):
         self.status_link = QLabel()
         self.status_session = QLabel()
         self.status_lateness = QLabel()
-        for label in (self.status_link, self.status_session, self.status_lateness):
+        for label in (
+            self.status_link,
+            self.status_session,
+            self.header.elapsed,
+            self.status_lateness,
+        ):
             bar.addWidget(label)
         # the only identifier the app asks for: a pseudonymous code, never a name
         self.patient = QLineEdit()
@@ -258,21 +325,55 @@ class MainWindow(QMainWindow):
         self.history_button.clicked.connect(self.show_history)
         self.history_button.setEnabled(self.engine.store is not None)
         bar.addPermanentWidget(self.history_button)
+        self.report_button = QPushButton("Save report…")
+        self.report_button.setToolTip("Save the last session's report as HTML or PDF (Ctrl+S)")
+        self.report_button.setShortcut(QKeySequence("Ctrl+S"))
+        self.report_button.clicked.connect(self.save_last_report)
+        self.print_button = QPushButton("Print…")
+        self.print_button.setToolTip("Print the last session's report (Ctrl+P)")
+        self.print_button.setShortcut(QKeySequence("Ctrl+P"))
+        self.print_button.clicked.connect(self.print_last_report)
+        for button in (self.report_button, self.print_button):
+            button.setEnabled(False)
+            bar.addPermanentWidget(button)
+        self.sound_box = QCheckBox("Sounds")
+        self.sound_box.setChecked(True)
+        self.sound_box.setToolTip("A sound when a session ends and on a fault")
+        bar.addPermanentWidget(self.sound_box)
 
-        self.stop_shortcuts: list[QShortcut] = []
-        for key in STOP_KEYS:
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
-            shortcut.activated.connect(self.emergency_stop)
-            self.stop_shortcuts.append(shortcut)
-        self._key_filter = _StopKeyFilter(lambda: self.session_live, self)
+        self._key_filter = _KeyGuard(lambda: self.session_live, self.emergency_stop, self)
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self._key_filter)
 
+    def _tab_order(self) -> None:
+        """Tab goes through the header, then the columns left to right, then the status bar;
+        within each, in reading order."""
+        chain: list[QWidget] = []
+        for box in (
+            self.header,
+            self.device_panel,
+            self.notes_card,
+            self.channels,
+            self.program_panel,
+            self.statusBar(),
+        ):
+            for widget in box.findChildren(QWidget):
+                parent = widget.parentWidget()
+                if (
+                    widget.focusPolicy() & Qt.FocusPolicy.TabFocus
+                    and widget.focusProxy() is None
+                    and widget.window() is self  # not a combo box's pop-up list
+                    and not isinstance(parent, QAbstractSpinBox | QComboBox)
+                ):
+                    chain.append(widget)
+        for a, b in itertools.pairwise(chain):
+            QWidget.setTabOrder(a, b)
+
     def _wire(self) -> None:
         self.header.start_requested.connect(self.start_session)
         self.header.pause_requested.connect(self.pause_session)
+        self.header.resume_requested.connect(self.resume_session)
         self.header.stop_requested.connect(self.emergency_stop)
         self.device_panel.connect_requested.connect(self.connect_device)
         self.device_panel.disconnect_requested.connect(self.disconnect_device)
@@ -281,6 +382,9 @@ class MainWindow(QMainWindow):
         self.program_panel.program_changed.connect(self._program_chosen)
         self.channels.level_changed.connect(self._level_changed)
         self.bridge.notice.connect(self._notice)
+        self.simulator_panel.fault_injected.connect(
+            lambda text: self.log.add("simulator", text, "warn")
+        )
 
     # --- state -----------------------------------------------------------------------------------
     @property
@@ -300,10 +404,15 @@ class MainWindow(QMainWindow):
             not live and connected and self.limits is not None and not self.closed
         )
         self.header.pause_button.setEnabled(live)
+        self.header.resume_button.setEnabled(
+            live and self.session is not None and self.session.status().state == "paused"
+        )
         for card in self.channels.cards.values():
             card.set_running(live)
-        for shortcut in self.stop_shortcuts:
-            shortcut.setEnabled(live)
+        self.notes.setReadOnly(live)
+        recorded = self._last_recorded() is not None
+        self.report_button.setEnabled(recorded)
+        self.print_button.setEnabled(recorded)
 
     # --- devices ---------------------------------------------------------------------------------
     def refresh_devices(self, select: str | None = None) -> None:
@@ -320,6 +429,8 @@ class MainWindow(QMainWindow):
         if self.session_live or self.busy or self.closed:
             return
         old = self.device
+        self._forget_ended_session()
+        self.device_panel.set_device(None)
         self.busy = True
         self.link_state = "connecting"
         self.device_panel.set_link("connecting")
@@ -353,7 +464,14 @@ class MainWindow(QMainWindow):
             self.link_state = "connected"
             self.device_panel.set_link("connected")
             self.device_panel.set_device(device.profile, spec)
-            self.log.add("connected", f"connected to {device.profile.name} ({spec})", "ok")
+            identity = device.identity
+            said = ""
+            if identity is not None:
+                self.device_panel.set_identity(identity.describe(), identity.firmware)
+                self.device_panel.set_battery(identity.battery_percent)
+                said = f": {identity.describe()}"
+            self.log.add("connected", f"connected to {device.profile.name} ({spec}){said}", "ok")
+        self._show_simulator(self.device)
         self._preview()
         self._update_controls()
 
@@ -368,10 +486,12 @@ class MainWindow(QMainWindow):
             self.busy = False
             if self.closed:
                 return
+            self._forget_ended_session()
             self.device = None
             self.link_state = "disconnected"
             self.device_panel.set_link("disconnected")
             self.device_panel.set_device(None)
+            self._show_simulator(None)
             self.log.add("disconnected", f"disconnected from {device.spec}")
             if error is not None:
                 self.log.add("error", f"closing the link: {error}", "warn")
@@ -428,10 +548,59 @@ class MainWindow(QMainWindow):
         self._update_controls()
 
     # --- programs and limits ---------------------------------------------------------------------
+    def _fault_injected(self, sentence: str) -> None:
+        self.log.add("simulator", sentence, "warn")
+
+    def _show_simulator(self, device: Device | None) -> None:
+        """The simulator's fault panel, as a tab, for a ``sim:`` device only."""
+        self.simulator_panel.set_device(device)
+        shown = device is not None and device.simulator is not None
+        index = self.side_tabs.indexOf(self.simulator_panel)
+        self.side_tabs.setTabVisible(index, shown)
+        if not shown and self.side_tabs.currentIndex() == index:
+            self.side_tabs.setCurrentIndex(0)
+
+    def _last_recorded(self) -> int | None:
+        session = self.session
+        if self.engine.store is None or session is None or not session.done:
+            return None
+        return session.session_id
+
+    def save_last_report(self) -> None:
+        """The last session's report, saved as HTML or PDF where the practitioner chooses."""
+        session_id = self._last_recorded()
+        if session_id is not None and self.engine.store is not None:
+            saved = save_report(
+                self, self.engine.store, session_id, choose=self.report_path_chooser
+            )
+            if saved is not None:
+                self.log.add("report", f"report of session {session_id} saved to {saved}")
+
+    def print_last_report(self) -> None:
+        session_id = self._last_recorded()
+        store = self.engine.store
+        if session_id is not None and store is not None and print_report(self, store, session_id):
+            self.log.add("report", f"report of session {session_id} printed")
+
+    def _forget_ended_session(self) -> None:
+        """A new program or device: nothing of the last session stays on screen (its clock,
+        segment, traces, battery or end banner)."""
+        if self.session is not None and self.session.done:
+            self.session = None
+            self.live = None
+            self._result = None
+            self.header.banner.clear_message()
+            self.header.set_program(self.program)  # the clock, segment and state afresh
+            self.plots.clear()
+            self.device_panel.set_battery(None)
+            self.device_panel.set_lateness(None, None)
+
     def _program_chosen(self, program: Program) -> None:
+        self._forget_ended_session()
         self.program = program
         self.header.set_program(program)
         self.channels.set_channels([(c.name, c.sites) for c in program.channels])
+        self._tab_order()
         self._sent = {}
         self._preview()
         self._update_controls()
@@ -471,8 +640,8 @@ class MainWindow(QMainWindow):
                 self.channels.cards[ch.name].set_limit(ch.ceiling_du, step_du=step)
         rise = self.limits.rise_du_per_s
         self.ramp_note.setText(
-            f"Output rises towards the target at most {rise:g} du/s and falls at once. "
-            f"Arrow keys or +/- on a slider: {step} du; PageUp/PageDown: {10 * step} du."
+            f"Output rises at most {rise:g} du/s and falls at once · keys on a slider: "
+            f"±{step} du, PageUp/PageDown ±{10 * step} du"
         )
         for item in plan.of_kind(ItemKind.RUNS_ON):
             self.header.banner.show_message(
@@ -564,6 +733,7 @@ class MainWindow(QMainWindow):
                 acknowledged=acknowledged,
                 onset_days=onset_days,
                 confirmed=plan.items,
+                notes=self.notes.toPlainText().strip(),
             )
         except (AcustimError, RuntimeError) as exc:
             self.header.banner.show_message(f"Not started: {exc}", "danger")
@@ -575,6 +745,7 @@ class MainWindow(QMainWindow):
         self._result = None
         self._sent = dict(all_levels)
         self._seen_targets = {}
+        self._requests = 0
         self._configure_plots(device)
         self.plots.set_floor_top(max(levels.values(), default=0))
         self.header.banner.clear_message()
@@ -615,9 +786,10 @@ class MainWindow(QMainWindow):
             return None
 
     def _confirm_plan(self, plan: StartPlan) -> bool:
-        """Ask for an explicit yes to the plan's items that need one (every other item is
-        listed with them); True if there is nothing to confirm."""
-        to_confirm = plan.to_confirm
+        """Ask for an explicit yes to the plan's items that need one and to every warning
+        (placement, current between channels, the onset rule); the device's other caveats are
+        listed with them. True if there is nothing to confirm."""
+        to_confirm = [i for i in plan.items if i.confirm or i.kind not in CAVEAT_KINDS]
         if not to_confirm:
             return True
         runs_on = bool(plan.of_kind(ItemKind.RUNS_ON))
@@ -627,6 +799,7 @@ class MainWindow(QMainWindow):
             text += "\n\nAlso:\n" + "\n".join(f"• {sentence(item.text)}" for item in others)
         title = "This device keeps stimulating" if runs_on else "Before the session"
         if self.confirm(title, f"{text}\n\nStart the session?"):
+            self.log.add("confirmed", f"confirmed before Start: {len(to_confirm)} item(s)")
             return True
         why = "the device keeps stimulating on its own" if runs_on else "not confirmed"
         self.log.add("cancelled", f"start cancelled: {why}")
@@ -656,8 +829,30 @@ class MainWindow(QMainWindow):
             card.set_target(0)
         self._sent = dict.fromkeys(self._sent, 0)
         self.header.banner.show_message(
-            "Paused: output is zero. Raise a level to resume (it ramps up from zero).", "warn"
+            "Paused: output is zero and the program clock stands still. Resume (or raise a "
+            "level) to go on: output rises again from zero.",
+            "warn",
         )
+        QTimer.singleShot(0, self._update_controls)  # Resume, once the pause has been taken
+
+    def resume_session(self) -> None:
+        """After a pause: every channel back to its level before it, ramping from zero."""
+        session = self.session
+        if session is None or session.done:
+            return
+        try:
+            targets = session.resume()
+        except Exception as exc:  # the session ended meanwhile: STOP stays available
+            self.log.add("error", f"resume: {exc}", "warn")
+            return
+        for name, du in targets.items():
+            card = self.channels.cards.get(name)
+            if card is not None:
+                card.set_target(du)
+            self._sent[name] = du
+        self.plots.set_floor_top(max(self._sent.values(), default=0))
+        self.header.banner.clear_message()
+        self._update_controls()
 
     def _level_changed(self, channel: str, level_du: int) -> None:
         self._sent[channel] = level_du
@@ -669,6 +864,8 @@ class MainWindow(QMainWindow):
             session.set_level(channel, level_du)
         except Exception as exc:  # e.g. the session is ending: show it, never crash
             self.log.add("error", f"level {channel}: {exc}", "warn")
+        else:
+            self._requests += 1
 
     def _notice(self, event: SessionEvent) -> None:
         if self.closed:
@@ -699,6 +896,10 @@ class MainWindow(QMainWindow):
             self.link_state = "connected"
             self.device_panel.set_link("connected")
 
+    def _width_known(self) -> bool:
+        """The device delivers the program's pulse widths (some set their own)."""
+        return self.device is not None and self.device.profile.pulse_width_controlled
+
     def _calibrated(self) -> bool:
         return self.device is not None and self.device.profile.calibrated
 
@@ -717,13 +918,18 @@ class MainWindow(QMainWindow):
                 if self._end_handled:
                     card.show_status(None, calibrated)
                     continue
-                card.show_status(cs, calibrated)
+                card.show_status(cs, calibrated, width_known=self._width_known())
+                if status.level_requests != self._requests:
+                    continue  # a request of ours is still in flight: its target is not seen yet
                 if cs is not None and self._seen_targets.get(name) != cs.target_du:
                     # the guard changed the target (pause, link loss, the device's own wheel)
                     self._seen_targets[name] = cs.target_du
                     if cs.target_du != self._sent.get(name) and not card.slider.isSliderDown():
                         card.set_target(cs.target_du)
                         self._sent[name] = cs.target_du
+            resumable = status.state == "paused" and not session.done
+            if self.header.resume_button.isEnabled() != resumable:
+                self.header.resume_button.setEnabled(resumable)
             if status.state != "connecting":
                 self.device_panel.set_battery(status.battery_percent)
                 self.device_panel.set_lateness(status.lateness_ms, status.lateness_p99_ms)
@@ -764,6 +970,8 @@ class MainWindow(QMainWindow):
         self.header.set_state(outcome)
         self._result = (outcome, reason)
         self._show_end_banner()
+        if self.sound_box.isChecked():
+            self.sound("fault" if outcome == "fault" else "end")
         tone = {"completed": "ok", "stopped": "info"}.get(outcome, "danger")
         for card in self.channels.cards.values():
             card.set_target(0)
@@ -849,8 +1057,6 @@ class MainWindow(QMainWindow):
             app = QApplication.instance()
             if app is not None:
                 app.removeEventFilter(self._key_filter)
-        for shortcut in self.stop_shortcuts:
-            shortcut.setEnabled(False)
 
     def emergency_shutdown(self, reason: str) -> None:
         """After an uncaught exception: stop output, close the engine, say so, keep the window
@@ -871,5 +1077,17 @@ class MainWindow(QMainWindow):
             self.header.pause_button.setEnabled(False)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """During a session, ask first; the default answer keeps the session running."""
+        if self.session_live and not self.closed:
+            name = self.device.profile.name if self.device is not None else "the device"
+            close = self.confirm(
+                "A session is running",
+                f"A session is running on {name}. Stop its output now and close acustim?\n\n"
+                "No keeps the session running.",
+            )
+            if not close:
+                self.log.add("close", "close cancelled: the session keeps running")
+                event.ignore()
+                return
         self.shutdown("window closed")
         event.accept()

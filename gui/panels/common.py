@@ -26,26 +26,42 @@ class Card(QFrame):
 class Banner(QLabel):
     """A one-line message with a tone: ok, info, warn or danger."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, reserve_lines: int = 0) -> None:
+        """``reserve_lines``: keep room for that many lines when empty, so that nothing below
+        moves when a message appears (0: the banner hides when empty)."""
         super().__init__(parent)
         self.setObjectName("banner")
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.tone = "info"
-        self.hide()
+        self.reserve_lines = reserve_lines
+        if reserve_lines:
+            line = self.fontMetrics().lineSpacing()
+            self.setMinimumHeight(reserve_lines * line + 18)  # + the padding of the style
+        self._restyle("empty" if reserve_lines else "info")
+        self.setVisible(bool(reserve_lines))
 
-    def show_message(self, text: str, tone: str = "info") -> None:
-        self.tone = tone
+    def _restyle(self, tone: str) -> None:
         self.setProperty("tone", tone)
-        self.setText(text)
         # a dynamic property only restyles after a re-polish
         self.style().unpolish(self)
         self.style().polish(self)
-        self.setVisible(bool(text))
+
+    def show_message(self, text: str, tone: str = "info") -> None:
+        self.tone = tone
+        self.setText(text)
+        self._restyle(tone if text else "empty")
+        self.setVisible(bool(text) or bool(self.reserve_lines))
 
     def clear_message(self) -> None:
         self.setText("")
-        self.hide()
+        self._restyle("empty")
+        self.setVisible(bool(self.reserve_lines))
+
+    @property
+    def showing(self) -> bool:
+        """A message is shown (a reserved, empty banner is not)."""
+        return bool(self.text()) and self.isVisible()
 
 
 def set_colour(label: QLabel, colour: str) -> None:

@@ -159,6 +159,13 @@ class DevicePanel(Card):
         self.battery.setText("—")
         self.lateness.setText("—")
 
+    def set_identity(self, said: str, firmware: str | None) -> None:
+        """What the device said in its handshake: the firmware beside the model's name, the
+        whole of it in the tooltip."""
+        self.model.setToolTip(f"The device said: {said}")
+        if firmware:
+            self.model.setText(f"{self.model.text()} · firmware {firmware}")
+
     def set_link(self, state: str) -> None:
         text, colour = LINK_TEXT.get(state, (state, theme.MUTED))
         self.link.setText(text)

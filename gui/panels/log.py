@@ -40,8 +40,8 @@ COALESCE_S = 3.0
 
 
 class EventLog(Card):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Event log", parent)
+    def __init__(self, parent: QWidget | None = None, *, title: str = "Event log") -> None:
+        super().__init__(title, parent)
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)

@@ -1,8 +1,10 @@
-"""The session header: state, timer, progress over the program's segments, Start, Pause and the
-STOP button (always in view, always enabled).
+"""The session header: state, the program clock with the time left, progress over the
+program's segments, Start, Pause, Resume and the STOP button (always in view, always enabled).
 
-Emits what the practitioner asks for; shows what the session status says. The STOP button is
-one of three ways to stop (with the application-wide Space and Esc shortcuts the window owns).
+Emits what the practitioner asks for; shows what the session status says. The clock is the
+program's own (it stands still during a pause, so "of" and "left" agree with what is still to
+run); the time since Start, pauses included, is shown under it. The STOP button is one of three
+ways to stop (with Space and Esc, which the window routes to STOP and to nothing else).
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ class StopButton(QPushButton):
 class SessionHeader(Card):
     start_requested = Signal()
     pause_requested = Signal()
+    resume_requested = Signal()
     stop_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -174,8 +177,12 @@ class SessionHeader(Card):
         timer.setSpacing(0)
         self.clock = QLabel("00:00")
         self.clock.setObjectName("clock")
-        self.clock.setToolTip("Session time")
-        self.remaining = muted("of 00:00")
+        self.clock.setToolTip("Program time run so far (stands still while paused)")
+        self.remaining = muted("of 00:00 · 00:00 left")
+        self.remaining.setToolTip("Program length and the time still to run")
+        #: the time since Start, pauses included (the window shows it in its status bar)
+        self.elapsed = QLabel("")
+        self.elapsed.setToolTip("Time since Start, pauses included")
         timer.addWidget(self.clock)
         timer.addWidget(self.remaining)
         row.addLayout(timer)
@@ -195,29 +202,43 @@ class SessionHeader(Card):
         self.start_button.setObjectName("primary")
         self.start_button.setMinimumWidth(130)
         self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Output to zero now; raise a level to resume")
+        self.pause_button.setToolTip("Output to zero now and hold the program")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip(
+            "Every channel back to its level before the pause, rising slowly from zero "
+            "(or raise one channel's level to resume with that channel only)"
+        )
+        pause_row = QHBoxLayout()
+        pause_row.setSpacing(6)
+        pause_row.addWidget(self.pause_button)
+        pause_row.addWidget(self.resume_button)
         buttons.addWidget(self.start_button)
-        buttons.addWidget(self.pause_button)
+        buttons.addLayout(pause_row)
         row.addLayout(buttons)
 
         self.stop_button = StopButton()
         row.addWidget(self.stop_button)
         self.body.addLayout(row)
-        self.banner = Banner()
+        self.banner = Banner(reserve_lines=2)
         self.body.addWidget(self.banner)
 
         self.start_button.clicked.connect(self.start_requested)
         self.pause_button.clicked.connect(self.pause_requested)
+        self.resume_button.clicked.connect(self.resume_requested)
         self.stop_button.clicked.connect(self.stop_requested)
         self.pause_button.setEnabled(False)
+        self.resume_button.setEnabled(False)
 
     def set_program(self, program: Program | None) -> None:
+        """A new program (no session yet): the clock, segment and state start afresh."""
         self.bar.set_program(program)
         self.program.setText(program.title if program is not None else "No program")
         total = program.duration_s if program is not None else 0.0
         self.clock.setText("00:00")
-        self.remaining.setText(f"of {clock(total)}")
+        self.remaining.setText(f"of {clock(total)} · {clock(total)} left")
+        self.elapsed.setText("")
         self.segment.setText("")
+        self.set_state("idle")
 
     def set_state(self, state: str) -> None:
         text, colour = STATE_TEXT.get(state, (state.capitalize(), theme.INK))
@@ -225,8 +246,14 @@ class SessionHeader(Card):
         set_colour(self.state, colour)
 
     def show_status(self, status: SessionStatus) -> None:
-        self.clock.setText(clock(status.elapsed_s))
-        self.remaining.setText(f"of {clock(status.total_s)}")
+        run = min(status.program_s, status.total_s)
+        self.clock.setText(clock(run))
+        self.remaining.setText(f"of {clock(status.total_s)} · {clock(status.total_s - run)} left")
+        paused = status.elapsed_s - status.program_s
+        self.elapsed.setText(
+            f"since Start {clock(status.elapsed_s)}"
+            + (f" (paused {clock(paused)})" if paused >= 1.0 else "")
+        )
         self.bar.set_position(status.program_s)
         labels = list(dict.fromkeys(c.segment for c in status.channels if c.segment))
         self.segment.setText(" · ".join(labels))

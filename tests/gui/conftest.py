@@ -29,7 +29,7 @@ FLAT = continuous_toml(
     title="GUI test, flat 50 Hz",
     duration_s=120,
     frequency_hz=50,
-    channels={"A": ("ST7-L", "ST6-L"), "B": ("ST7-R", "ST6-R")},
+    channels={"A": ("ST7-L", "ST6-L"), "B": ("SI19-L", "ST5-L")},
 )
 
 

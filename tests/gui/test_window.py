@@ -82,7 +82,7 @@ def test_keys_on_a_focused_slider_step_the_target(window: MainWindow, qtbot: QtB
     ):
         qtbot.keyClick(slider, key)
         assert slider.value() == expected, key
-    assert window.channels.cards["A"].target.text() == "0 du"
+    assert window.channels.cards["A"].level_box.value() == 0
 
 
 def test_raising_a_level_ramps_on_the_device_at_the_soft_start_rate(
@@ -122,7 +122,7 @@ def test_raising_a_level_ramps_on_the_device_at_the_soft_start_rate(
             assert s <= 4.0 * (t - first_up + FRAME_S) + 1, (t, s)  # one frame of jitter
     # the window shows the live level rising and the target the practitioner set
     card = window.channels.cards["A"]
-    assert card.target.text() == "10 du"
+    assert card.level_box.value() == 10
     assert 1 <= int(card.live.text()) <= 10
     assert not wrong_thread, f"setData called from {wrong_thread[:1]}"
     assert window.plots.output_curves[0].getData()[1].max() > 0
