@@ -30,16 +30,22 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from acustim.admission import (
     Admission,
-    answers_to_use,
     apply_onset,
+    apply_uncalibrated_ceiling,
     check_placement,
+    configured_valid_days,
     no_screening_error,
+    now_utc,
     onset_warning,
+    questions_to_ask,
+    recorded_screening,
+    reuse_text,
     screen,
     screening_needed,
 )
@@ -49,7 +55,14 @@ from safety.errors import LimitError
 from safety.fit import check_program_fits
 from safety.guard import check_levels
 from safety.limits import SessionLimits, resolve_limits
-from safety.screening import SCREENING_QUESTIONS, OnsetLimit, Question, require_clear
+from safety.screening import (
+    DAY_OF_QUESTIONS,
+    SCREENING_QUESTIONS,
+    OnsetLimit,
+    Question,
+    require_clear,
+    screening_valid_days,
+)
 from waveforms.builtin import builtin_names, load_builtin
 from waveforms.errors import AcustimError
 from waveforms.program import Program
@@ -72,6 +85,9 @@ class ItemKind(StrEnum):
     PLACEMENT = "placement"
     CROSS_CHANNEL = "cross_channel"  # two channels' sites, on channels that share a return
     ONSET = "onset"  # the onset rule lowered every ceiling
+    #: an uncalibrated device and a site on the head: current unknown, our policy's ceiling
+    CURRENT_UNKNOWN = "current_unknown"
+    SCREENING_REUSED = "screening_reused"  # the full screening of an earlier session reused
 
 
 #: the kinds that are the device's caveats (the others are warnings)
@@ -124,6 +140,8 @@ class StartPlan:
     items: tuple[PlanItem, ...]
     pending: tuple[Pending, ...]
     _admission: Admission | None = field(default=None, repr=False, compare=False)
+    #: what a pending screening asks: the day-of part, or every question
+    _questions: tuple[Question, ...] = field(default=SCREENING_QUESTIONS, repr=False)
 
     @property
     def ready(self) -> bool:
@@ -148,16 +166,29 @@ class StartPlan:
 
     @property
     def questions(self) -> tuple[Question, ...]:
-        """The screening questions, when the screening is pending (else none)."""
-        return SCREENING_QUESTIONS if Pending.SCREENING in self.pending else ()
+        """The screening questions, when the screening is pending (else none): the day-of
+        part when the patient's full screening on record may be reused, else every question
+        (a yes to a day-of question that ``forces_full`` asks the full part again)."""
+        return self._questions if Pending.SCREENING in self.pending else ()
+
+    @property
+    def day_of_only(self) -> bool:
+        """A pending screening asks only the day-of part (the full part is on record)."""
+        return self.questions == DAY_OF_QUESTIONS
 
     def prompt(self, pending: Pending) -> str:
         """One line that asks a pending question."""
         if pending is Pending.ONSET_DAYS:
             return f"{self.program.title}: how many days ago did the facial palsy begin?"
         who = f"patient {self.patient}" if self.patient else "this session"
+        if self.day_of_only:
+            return (
+                f"Screening for {who}: answer the {len(DAY_OF_QUESTIONS)} day-of questions "
+                "(the full screening on record is reused)"
+            )
         return (
-            f"Screening for {who}: answer the {len(SCREENING_QUESTIONS)} contraindication questions"
+            f"Screening for {who}: answer the {len(SCREENING_QUESTIONS)} contraindication "
+            "questions (the day-of part and the full screening)"
         )
 
     def require_answers(self) -> Admission:
@@ -201,14 +232,23 @@ def prepare(
     onset_days: int | None = None,
     screening: Mapping[str, bool] | None = None,
     acknowledged: Collection[str] = (),
+    now: datetime | None = None,
+    valid_days: int | None = None,
 ) -> StartPlan:
     """The pre-start plan of a session of ``program`` on ``device`` (see the module). Raises
     every refusal ``Device.start`` would raise for the same inputs, except a pending
-    question's (``StartPlan.require_answers`` raises those)."""
+    question's (``StartPlan.require_answers`` raises those).
+
+    ``now``: the time the screening's parts are dated and aged with (default: the records
+    store's clock, which stamps the session's start). ``valid_days``: how long a full
+    screening is reused, at most ``FULL_SCREENING_VALID_DAYS`` (default: the setting
+    ``ACUSTIM_SCREENING_VALID_DAYS``, else the policy)."""
     profile = device.profile
     program = Program.checked(program)  # a program that breaks the format: refused first
     code = validate_patient_code(patient) if patient is not None else None
-    report = check_placement(program)
+    days = configured_valid_days() if valid_days is None else screening_valid_days(valid_days)
+    moment = now_utc() if now is None else now
+    report = check_placement(program, isolated_channels=profile.isolated_outputs)
     warnings = [
         PlanItem(
             ItemKind.CROSS_CHANNEL if f.rule == "between-channels" else ItemKind.PLACEMENT,
@@ -226,13 +266,26 @@ def prepare(
         admitted, limit = apply_onset(program, onset_days)
         if (line := onset_warning(limit)) is not None:
             warnings.append(PlanItem(ItemKind.ONSET, line))
+    admitted, current = apply_uncalibrated_ceiling(
+        admitted, calibrated=profile.calibrated, device_name=profile.name
+    )
+    if current is not None:
+        warnings.append(PlanItem(ItemKind.CURRENT_UNKNOWN, str(current["text"])))
 
-    answers, acks = answers_to_use(device.engine.store, code, screening, acknowledged)
+    recorded = recorded_screening(device.engine.store, code)
     result = None
-    if answers is not None:
-        result = require_clear(screen(admitted, answers, acks))
+    questions = SCREENING_QUESTIONS
+    if screening is not None:
+        result = require_clear(
+            screen(
+                admitted, screening, acknowledged, recorded=recorded, now=moment, valid_days=days
+            )
+        )
+        if (line := reuse_text(result)) is not None:
+            warnings.append(PlanItem(ItemKind.SCREENING_REUSED, line))
     elif screening_needed(simulated=device.simulator is not None, patient=code):
         pending.append(Pending.SCREENING)
+        questions = questions_to_ask(recorded, now=moment, valid_days=days)
 
     limits, notes = _limits_and_notes(
         program,
@@ -254,6 +307,7 @@ def prepare(
             placement=report.as_record(),
             onset=limit.as_record() if limit is not None and program.onset_rule else None,
             screening=result,
+            current=current,
         )
     return StartPlan(
         device=device.spec,
@@ -264,6 +318,7 @@ def prepare(
         items=(*caveats, *warnings),
         pending=tuple(pending),
         _admission=admission,
+        _questions=questions,
     )
 
 
@@ -292,8 +347,9 @@ def device_caveats(profile: DeviceProfile) -> list[PlanItem]:
         out.append(
             PlanItem(
                 ItemKind.UNCALIBRATED,
-                f"{profile.name} is uncalibrated: levels are device units only; its current "
-                "(mA) and current density are not known, so no current limit is checked",
+                f"{profile.name} is uncalibrated: levels are device units only; the current "
+                "(mA) and current density it delivers are unknown, so no current limit is "
+                "checked",
             )
         )
     return out

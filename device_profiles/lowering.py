@@ -138,6 +138,21 @@ def check_lowers(profile: DeviceProfile, builtin: DeviceProfile) -> None:
     c.at_least("[output] pulse_width_min_us", w_lo, bw_lo)
     c.at_most("[output] pulse_width_max_us", w_hi, bw_hi)
     c.true_only_if(
+        "[output] isolated_outputs",
+        p.isolated_outputs,
+        b.isolated_outputs,
+        "a file cannot claim that the outputs are isolated from each other, which lets "
+        "channels run whose sites would be refused as a pair",
+    )
+    if p.isolated_outputs == b.isolated_outputs:
+        # the source backs the built-in's fact; only a file that lowers it to "not
+        # isolated" may give its own reason
+        c.equal(
+            "[output] isolated_outputs_source",
+            p.isolated_outputs_source,
+            b.isolated_outputs_source,
+        )
+    c.true_only_if(
         "[output] biphasic",
         pl.biphasic,
         bl.biphasic,

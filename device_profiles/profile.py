@@ -1,7 +1,8 @@
 """Device profiles: one TOML file per device model, loaded into a ``DeviceProfile``.
 
-A profile states what a model can do (channels, units and ranges, frame cadence), whether it
-keeps stimulating when the host goes silent, its calibration to mA where known, and the
+A profile states what a model can do (channels, units and ranges, frame cadence), whether its
+outputs are isolated from each other (with the source; unknown counts as not isolated), whether
+it keeps stimulating when the host goes silent, its calibration to mA where known, and the
 device-side settings the bridge writes on every connect. A profile can only lower the absolute
 limits of ``safety`` (``DeviceLimits.check`` refuses anything else).
 
@@ -61,6 +62,13 @@ frequency_max_hz                     range lies inside         outside the range
 pulse_width_max_us                   range lies inside         shorter than the minimum (never
 (``limits.pulse_width_range_us``)                              lengthens them) and shortens longer
                                                                ones
+[output] isolated_outputs            true only if the          "isolated" lets two channels run
+(``isolated_outputs``)               built-in's is true        whose sites would be refused as a
+                                                               pair (current cannot pass between
+                                                               isolated outputs); missing is false
+[output] isolated_outputs_source     equal, unless the file    the source of the built-in's fact;
+                                     lowers isolated_outputs   only a lowered flag may give its
+                                     to false                  own reason
 [output] biphasic                    true only if the          "charge-balanced" lets needle
                                      built-in's is true; equal programs run; on a calibrated profile
                                      when calibrated           "not biphasic" halves the duty the
@@ -170,6 +178,10 @@ class DeviceProfile:
     stops_when_host_silent: bool
     stops_when_host_silent_note: str = ""
     pulse_width_controlled: bool = True
+    #: whether the outputs are isolated from each other (no shared return between channels),
+    #: and where that fact comes from; unknown counts as not isolated
+    isolated_outputs: bool = False
+    isolated_outputs_source: str = ""
     ble_names: tuple[str, ...] = ()
     serial_baud: int | None = None
     device_settings: dict[str, int] = field(default_factory=dict)
@@ -512,6 +524,14 @@ def parse_profile(
     w_lo = out.number("pulse_width_min_us", 0.0, 1e6)
     w_hi = out.number("pulse_width_max_us", 0.0, 1e6)
     biphasic = out.flag("biphasic")
+    isolated = out.flag("isolated_outputs", False)
+    isolated_source = out.text("isolated_outputs_source", "")
+    if isolated and not isolated_source.strip():
+        raise ProfileError(
+            f"{source}: [output] isolated_outputs = true without isolated_outputs_source; "
+            "allowed only with the source of the fact (a claim of isolated outputs needs "
+            "one), or isolated_outputs = false"
+        )
     out.done()
 
     frame = table("frame")
@@ -578,6 +598,8 @@ def parse_profile(
         stops_when_host_silent=silent_stop,
         stops_when_host_silent_note=silent_note,
         pulse_width_controlled=pw_controlled,
+        isolated_outputs=isolated,
+        isolated_outputs_source=isolated_source,
         ble_names=ble_names,
         serial_baud=baud,
         device_settings=settings,

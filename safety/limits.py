@@ -38,6 +38,11 @@ ABS_MAX_ELECTRODE_AREA_CM2 = 500.0
 #: The longest a session may try to reconnect after a lost link (it never outlives the
 #: session's own time limit anyway).
 ABS_MAX_RECONNECT_S = ABS_MAX_SESSION_S
+#: Our policy until a device is calibrated (its current in mA is unknown): a program with a
+#: site on the head, face or neck runs with every channel at most this fraction of the
+#: device's full scale. No source gives a figure; a quarter of full scale is the safe side of
+#: the built-in facial programs' own ceilings (0.25..0.4).
+UNCALIBRATED_HEAD_MAX_LEVEL_FRACTION = 0.25
 #: Program-level ranges (waveforms.files enforces the same; a test checks they agree).
 ABS_FREQUENCY_RANGE_HZ = (0.5, 200.0)
 ABS_PULSE_WIDTH_RANGE_US = (20.0, 1000.0)
@@ -249,3 +254,13 @@ def check_reconnect_s(reconnect_s: float) -> float:
             f"reconnect time {reconnect_s!r} s; allowed 0 <= x <= {ABS_MAX_RECONNECT_S:g} s"
         )
     return float(reconnect_s)
+
+
+def uncalibrated_head_fraction(calibrated: bool, head_or_neck: bool) -> float | None:
+    """The ceiling (a fraction of the device's full scale) that our policy puts on every
+    channel of a program with a site on the head, face or neck while the device is not
+    ``calibrated`` (``UNCALIBRATED_HEAD_MAX_LEVEL_FRACTION``), or None when none applies (a
+    calibrated device: its current caps apply; or no such site)."""
+    if calibrated or not head_or_neck:
+        return None
+    return UNCALIBRATED_HEAD_MAX_LEVEL_FRACTION

@@ -19,8 +19,15 @@ Refused (a session must not start):
     path-over-eye    the straight line between the sites passes over an eye socket on the
                      face diagram
     through-head     the sites are further apart on the face diagram than MAX_HEAD_SPAN
+    across-mouth     the straight line between the sites crosses the lips on the face
+                     diagram (the pair would cover the mouth, e.g. GV26 + CV24)
+    between-channels for a session on a device whose outputs are not isolated from each
+                     other (``device_known=True, isolated_channels=False``): a site of one
+                     channel and a site of another would be refused as a pair, and the
+                     current can take that path
 Warned (shown and recorded, the session may run):
-    near-eye, mouth, thorax, across-spine, between-channels (see ``RULES``)
+    near-eye, mouth, thorax, across-spine (see ``RULES``); between-channels when no device
+    is known (a program checked on its own: it is refused on such a device)
 
 Pure: no I/O, no clock, no globals read; the catalogue is an argument. ``check_placement``
 never raises for a bad placement, it reports; ``require_safe_placement`` raises
@@ -132,7 +139,13 @@ _RULE_LIST = (
         f"{_IEC}: not through the head; the span limit is a project policy",
     ),
     Rule("near-eye", "warn", "a site close to the eye", f"{_IEC}: not on the eyes"),
-    Rule("mouth", "warn", "a site beside the mouth, or a path across it", f"{_IEC}"),
+    Rule(
+        "across-mouth",
+        "refuse",
+        "a pair whose path crosses the lips, covering the mouth",
+        f"{_IEC} item h: not covering the mouth",
+    ),
+    Rule("mouth", "warn", "a site beside the mouth", f"{_IEC}: not covering the mouth"),
     Rule(
         "thorax",
         "warn",
@@ -147,10 +160,11 @@ _RULE_LIST = (
     ),
     Rule(
         "between-channels",
-        "warn",
-        "two channels whose sites would be refused as a pair: current can pass between "
-        "channels that share a return",
-        "project rule",
+        "refuse",
+        "two channels whose sites would be refused as a pair, on a device whose outputs are "
+        "not isolated from each other: current can pass between the channels",
+        "our policy: a path refused as a pair is refused between channels that are not "
+        "isolated (the device profile's isolated_outputs; unknown counts as not isolated)",
     ),
 )
 #: Every rule by name.
@@ -277,8 +291,17 @@ class _Findings:
     def __init__(self) -> None:
         self._found: dict[tuple[str, tuple[str, ...], tuple[str, ...]], PlacementFinding] = {}
 
-    def add(self, rule: str, channels: tuple[str, ...], sites: tuple[str, ...], text: str) -> None:
-        finding = PlacementFinding(rule, RULES[rule].severity, channels, sites, text)
+    def add(
+        self,
+        rule: str,
+        channels: tuple[str, ...],
+        sites: tuple[str, ...],
+        text: str,
+        *,
+        warn: bool = False,
+    ) -> None:
+        severity: Severity = "warn" if warn else RULES[rule].severity
+        finding = PlacementFinding(rule, severity, channels, sites, text)
         self._found.setdefault((rule, channels, sites), finding)
 
     def report(self) -> PlacementReport:
@@ -411,7 +434,11 @@ def _pair_findings(out: _Findings, channels: tuple[str, ...], a: _Site, b: _Site
             f"keep the two sites of a pair within {MAX_HEAD_SPAN:g} of it (about brow to chin)",
         )
     if MOUTH.meets_segment(pa, pb):
-        add("mouth", "runs across the mouth", "never cover the mouth; keep the pads off the lips")
+        add(
+            "across-mouth",
+            "runs across the lips, covering the mouth (IEC 60601-2-10: not covering the mouth)",
+            "choose a pair on one side of the mouth, whose straight line stays off the lips",
+        )
 
 
 def _resolve(
@@ -447,35 +474,53 @@ def _channel_findings(
     return sites
 
 
-def _between(out: _Findings, x: str, xs: list[_Site], y: str, ys: list[_Site]) -> None:
-    """Warn once when some site of channel ``x`` and some site of ``y`` would be refused as
-    a pair: on a device whose channels share a return, current can flow between them."""
+def _between(
+    out: _Findings, x: str, xs: list[_Site], y: str, ys: list[_Site], *, refuse: bool
+) -> None:
+    """Once, when some site of channel ``x`` and some site of ``y`` would be refused as a
+    pair: on a device whose outputs are not isolated, current can flow between them. Refused
+    when the device is known not to be isolated (``refuse``), else a warning."""
     for a, b in itertools.product(xs, ys):
         probe = _Findings()
         _pair_findings(probe, (x,), a, b)
         refused = probe.report().refusals
         if refused:
             rule = refused[0].rule
-            out.add(
-                "between-channels",
-                (x, y),
-                (a.text, b.text),
+            start = (
                 f"channels {x} and {y}: {a.text} ({x}) and {b.text} ({y}) would be refused as "
-                f"a pair ({rule}); current can pass between channels that share a return, so "
-                "use them together only on a device whose channels are isolated from each "
-                "other, or run one channel at a time",
+                f"a pair ({rule})"
             )
+            if refuse:
+                text = (
+                    f"{start}, and this device's outputs are not isolated from each other "
+                    "(or not known to be), so current can take that path; run one channel at "
+                    "a time or use a device with isolated outputs"
+                )
+            else:
+                text = (
+                    f"{start}; current can pass between channels whose outputs are not "
+                    "isolated, so this is refused on such a device: use them together only "
+                    "on a device with isolated outputs, or run one channel at a time"
+                )
+            out.add("between-channels", (x, y), (a.text, b.text), text, warn=not refuse)
             return
 
 
 def check_placement(
-    program: Program, catalogue: Mapping[str, Acupoint], *, isolated_channels: bool = False
+    program: Program,
+    catalogue: Mapping[str, Acupoint],
+    *,
+    isolated_channels: bool = False,
+    device_known: bool = False,
 ) -> PlacementReport:
     """Check every channel's sites of ``program`` against the placement rules.
 
     Never raises for a bad placement: the report lists refusals and warnings, each with a
-    one-line message. ``isolated_channels`` (the device's channels are isolated from each
-    other) drops the between-channels warnings.
+    one-line message. ``isolated_channels``: the device's outputs are isolated from each
+    other (no check between channels). Otherwise a path between channels that would be
+    refused as a pair is refused when ``device_known`` (a session on a device whose outputs
+    are not isolated, or not known to be), and warned about when not (a program checked on
+    its own, without a device).
     """
     out = _Findings()
     placed = [
@@ -484,7 +529,7 @@ def check_placement(
     ]
     if not isolated_channels:
         for (x, xs), (y, ys) in itertools.combinations(placed, 2):
-            _between(out, x, xs, y, ys)
+            _between(out, x, xs, y, ys, refuse=device_known)
     return out.report()
 
 
@@ -498,11 +543,17 @@ def check_pair(
 
 
 def require_safe_placement(
-    program: Program, catalogue: Mapping[str, Acupoint], *, isolated_channels: bool = False
+    program: Program,
+    catalogue: Mapping[str, Acupoint],
+    *,
+    isolated_channels: bool = False,
+    device_known: bool = False,
 ) -> PlacementReport:
     """``check_placement``, raising ``PlacementError`` (every refusal, on one line) when
     anything is refused; otherwise the report, whose warnings must be shown and recorded."""
-    report = check_placement(program, catalogue, isolated_channels=isolated_channels)
+    report = check_placement(
+        program, catalogue, isolated_channels=isolated_channels, device_known=device_known
+    )
     if report.refusals:
         count = len(report.refusals)
         raise PlacementError(

@@ -1,8 +1,12 @@
 """``acustim screening``: the contraindication questions, as a file to fill in.
 
 ``acustim screening > answers.toml``, edit every answer (true = yes), then
-``acustim run PROGRAM --patient CODE --screening answers.toml``. The answers are kept with the
-session record; later runs for the same patient use them (re-checked against each program).
+``acustim run PROGRAM --patient CODE --screening answers.toml``. The questions come in two
+parts (``safety.screening``): the day-of part is answered before every session; the full part
+is kept with the session record and later runs for the same patient reuse it (re-checked
+against each program) until it is older than 12 months (our policy; a setting may lower it) or
+a day-of answer says the history changed. ``acustim screening --day-of`` prints the day-of
+part alone, for a patient whose full screening on record is still valid.
 """
 
 from __future__ import annotations
@@ -10,32 +14,46 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, TextIO
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from acustim.commands._common import EXIT_OK, UsageError, read_regular_file
+
+if TYPE_CHECKING:
+    from safety.screening import Question
 
 # ``safety``, ``waveforms.files`` and ``tomllib`` are imported in the functions that use them,
 # not with the parser: ``acustim --help`` starts fast.
 
 
-def template() -> str:
-    """Every question with "?" for an answer: the file is refused until each one is answered
-    (a default of "no" would let an unread question pass)."""
-    from safety.screening import SCREENING_QUESTIONS
+def template(*, day_of_only: bool = False) -> str:
+    """Every question with "?" for an answer, the day-of part first, then the full screening
+    (only the day-of part when ``day_of_only``): the file is refused until each one is
+    answered (a default of "no" would let an unread question pass)."""
+    from safety.screening import DAY_OF_QUESTIONS, FULL_QUESTIONS, FULL_SCREENING_VALID_DAYS
 
     lines = [
         '# acustim screening: replace every "?" by true (yes) or false (no).',
         "# A yes to a contraindication blocks the session; a yes to a precaution needs",
         "# its key listed under 'acknowledged' once you have weighed it.",
+        "# Part 1, the day of treatment: answered before every session.",
+        "# Part 2, the full screening: answered at a patient's first session; later sessions",
+        f"# reuse it for up to {FULL_SCREENING_VALID_DAYS} days (our policy) unless a day-of",
+        "# answer says the history changed. 'acustim screening --day-of' prints part 1 alone.",
         "",
         "acknowledged = []",
         "",
         "[answers]",
     ]
-    for q in SCREENING_QUESTIONS:
-        lines.append(f"# {q.text} ({q.kind}: {q.on_yes})")
-        lines.append(f'{q.key} = "?"')
+    parts = [("part 1: the day of treatment (every session)", DAY_OF_QUESTIONS)]
+    if not day_of_only:
+        parts.append(("part 2: the full screening", FULL_QUESTIONS))
+    for title, questions in parts:
+        lines.append(f"# --- {title}")
+        for q in questions:
+            kind = "a yes asks the full screening again" if q.forces_full else q.kind
+            lines.append(f"# {q.text} ({kind}: {q.on_yes})")
+            lines.append(f'{q.key} = "?"')
     return "\n".join(lines) + "\n"
 
 
@@ -164,20 +182,37 @@ def load_answers(path: str) -> tuple[dict[str, bool], list[str]]:
     return out, list(acknowledged)
 
 
-def ask(out: TextIO, read: Any) -> tuple[dict[str, bool], list[str]]:
-    """Ask every question on a terminal; precautions answered yes must be acknowledged."""
-    from safety.screening import SCREENING_QUESTIONS
+def ask(
+    out: TextIO, read: Any, questions: Sequence[Question] | None = None
+) -> tuple[dict[str, bool], list[str]]:
+    """Ask the questions on a terminal (every question, the day-of part first, unless
+    ``questions`` says which: ``StartPlan.questions``); precautions answered yes must be
+    acknowledged. When only the day-of part is asked and an answer says the history changed
+    or an implant was fitted, the full screening is asked too."""
+    from safety.screening import FULL_QUESTIONS, SCREENING_QUESTIONS
 
+    asking = list(SCREENING_QUESTIONS if questions is None else questions)
     answers: dict[str, bool] = {}
     acknowledged: list[str] = []
     print("Screening (answer y or n):", file=out, flush=True)
-    for q in SCREENING_QUESTIONS:
+    part = ""
+    i = 0
+    while i < len(asking):
+        q = asking[i]
+        i += 1
+        if q.part != part:
+            part = q.part
+            title = "the day of treatment" if part == "day" else "the full screening"
+            print(f" {title}:", file=out, flush=True)
         while True:
             reply = read(f"  {q.text} [y/n] ").strip().lower()
             if reply in ("y", "yes", "n", "no"):
                 break
         answers[q.key] = reply.startswith("y")
-        if answers[q.key] and q.kind != "contraindication":
+        if answers[q.key] and q.forces_full and not any(f in asking for f in FULL_QUESTIONS):
+            print(f"  {q.on_yes}.", file=out, flush=True)
+            asking += FULL_QUESTIONS
+        elif answers[q.key] and q.kind != "contraindication" and not q.forces_full:
             weigh = read(f"    {q.on_yes}. Type 'ack' to acknowledge and go on: ").strip()
             if weigh.lower() == "ack":
                 acknowledged.append(q.key)
@@ -185,7 +220,7 @@ def ask(out: TextIO, read: Any) -> tuple[dict[str, bool], list[str]]:
 
 
 def cmd_screening(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    out.write(template())
+    out.write(template(day_of_only=args.day_of))
     return EXIT_OK
 
 
@@ -196,5 +231,11 @@ def register(sub: Any) -> None:
         description="Print the screening questions as a TOML file to fill in; pass it to "
         "'acustim run --screening FILE'.",
         epilog="example: acustim screening > answers.toml",
+    )
+    screening.add_argument(
+        "--day-of",
+        action="store_true",
+        help="print only the day-of questions (asked before every session), for a patient "
+        "whose full screening on record is still valid",
     )
     screening.set_defaults(func=cmd_screening)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from acustim.report.model import UNCALIBRATED, ChannelReport, Plot, Report
-from acustim.report.text import clock, esc, local_time, meta_text
+from acustim.report.text import clock, esc, local_time, meta_text, screening_view
 
 __all__ = ["CSS", "render_html"]
 
@@ -245,10 +245,7 @@ def render_html(report: Report, *, plot_html: Callable[[int, Plot], str] | None 
         )
     )
     out.append('<h2 id="screening">Screening and notes</h2>')
-    if s.screening:
-        out.append(_kv((str(k), esc(_answer(v))) for k, v in s.screening.items()))
-    else:
-        out.append("<p>No screening answers recorded.</p>")
+    out.extend(_screening(s.screening))
     out.append(
         f"<p><b>Practitioner notes:</b> {esc(s.notes)}</p>"
         if s.notes
@@ -314,11 +311,17 @@ def render_html(report: Report, *, plot_html: Callable[[int, Plot], str] | None 
     return "\n".join(out) + "\n"
 
 
-def _answer(value: object) -> str:
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    if value is None:
-        return "not answered"
-    return meta_text(value) or "-"
+def _screening(record: dict[str, object]) -> list[str]:
+    """The screening section: each question in words with its answer and when it was
+    answered (reused or not), then the parts, the acknowledgements and the current note."""
+    view = screening_view(record or {})
+    if not view.rows:
+        return ["<p>No screening answers recorded.</p>"]
+    out = [
+        _table(
+            ("Question", "Answer", "Answered"),
+            ((esc(q), esc(a), esc(w)) for q, a, w in view.rows),
+        )
+    ]
+    out.extend(f"<p>{esc(line)}</p>" for line in view.notes)
+    return out

@@ -3,6 +3,7 @@ refused before anything is sent."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -14,10 +15,21 @@ from acustim.commands._common import UsageError
 from acustim.commands.screening import ask, load_answers, template
 from firmware_bridge.link import SimulatorLink
 from safety.placement import PlacementError
-from safety.screening import SCREENING_QUESTIONS, ScreeningError
+from safety.screening import DAY_OF_QUESTIONS, FULL_QUESTIONS, SCREENING_QUESTIONS, ScreeningError
 from tests.programs import continuous
+from waveforms.builtin import load_builtin
+from waveforms.program import Program
 
 NO = {q.key: False for q in SCREENING_QUESTIONS}
+DAY_NO = {q.key: False for q in DAY_OF_QUESTIONS}
+
+
+def one_channel(name: str) -> Program:
+    """A built-in program with its first channel only (two channels whose sites would be
+    refused as a pair are refused on a device whose outputs are not isolated)."""
+    program = load_builtin(name)
+    return dataclasses.replace(program, channels=program.channels[:1])
+
 
 #: one pair from one side of the head to the other: refused (transcerebral)
 ACROSS_THE_HEAD = continuous(
@@ -47,21 +59,26 @@ def test_a_pair_across_the_head_is_refused_before_anything_is_sent(engine: Engin
 
 def test_bells_palsy_in_the_first_week_is_refused_and_later_capped(engine: Engine) -> None:
     device = engine.connect("sim:coyote3")
+    bells = one_channel("bells-palsy-subacute-left")
     with pytest.raises(ScreeningError, match="first 7 days"):
-        device.start("bells-palsy-subacute-left", onset_days=5)
+        device.start(bells, onset_days=5)
     assert writes(device) == 0
-    session = device.start("bells-palsy-subacute-left", onset_days=10, duration_s=5)
+    session = device.start(bells, onset_days=10, duration_s=5)
     ceilings = [c.ceiling_du for c in session.limits.channels]
     assert max(ceilings) <= 0.2 * 200  # mild only in the rest of the acute phase
     session.wait(30)
 
 
-def test_a_patient_needs_a_screening_once_and_it_is_reused(engine: Engine) -> None:
+def test_the_full_screening_is_reused_and_the_day_of_part_asked_every_session(
+    engine: Engine,
+) -> None:
     device = engine.connect("sim:coyote3")
-    with pytest.raises(ScreeningError, match="patient P-1 has no screening on record"):
+    with pytest.raises(ScreeningError, match="patient P-1 has no screening for this session"):
         device.start("tmj-jaw-pain-left", patient="P-1")
     with pytest.raises(ScreeningError, match="blocked by pacemaker"):
         device.start("tmj-jaw-pain-left", patient="P-1", screening={**NO, "pacemaker": True})
+    with pytest.raises(ScreeningError, match="unanswered: pacemaker"):
+        device.start("tmj-jaw-pain-left", patient="P-1", screening=DAY_NO)  # none on record
     assert writes(device) == 0
     first = device.start("tmj-jaw-pain-left", patient="P-1", screening=NO, duration_s=5)
     first.wait(30)
@@ -70,8 +87,22 @@ def test_a_patient_needs_a_screening_once_and_it_is_reused(engine: Engine) -> No
     recorded = engine.store.session(first.session_id or -1).screening
     assert recorded["ok"] is True
     assert recorded["answers"] == NO
-    second = device.start("tmj-jaw-pain-left", patient="P-1", duration_s=5)  # no answers
+    assert recorded["parts"]["full"]["reused"] is False  # type: ignore[index]
+    # the next session: no answers is refused (the day-of part is asked every session) ...
+    with pytest.raises(ScreeningError, match="no screening for this session"):
+        device.start("tmj-jaw-pain-left", patient="P-1", duration_s=5)
+    # ... the day-of answers alone are enough: the full part is reused, and says so
+    second = device.start("tmj-jaw-pain-left", patient="P-1", screening=DAY_NO, duration_s=5)
     assert second.wait(30).outcome == "completed"
+    engine.store.flush()
+    again = engine.store.session(second.session_id or -1).screening
+    assert again["answers"] == NO
+    full = again["parts"]["full"]  # type: ignore[index]
+    assert full["reused"] is True and full["reused_from_session"] == first.session_id
+    assert full["answered_in_session"] == first.session_id
+    assert full["answered_at"] == recorded["parts"]["full"]["answered_at"]  # type: ignore[index]
+    assert again["parts"]["day"]["reused"] is False  # type: ignore[index]
+    assert {q.key for q in FULL_QUESTIONS} <= set(again["answers"])  # type: ignore[arg-type]
 
 
 def test_a_precaution_needs_an_acknowledgement(engine: Engine) -> None:
@@ -114,7 +145,9 @@ def test_the_screening_template_must_be_answered(tmp_path: Path) -> None:
 
 
 def test_the_terminal_asks_every_question_and_precautions_are_acknowledged() -> None:
-    precaution = next(q for q in SCREENING_QUESTIONS if q.kind != "contraindication")
+    precaution = next(
+        q for q in SCREENING_QUESTIONS if q.kind != "contraindication" and not q.forces_full
+    )
     index = [q.key for q in SCREENING_QUESTIONS].index(precaution.key)
     scripted = ["maybe", "n"] + ["n"] * (len(SCREENING_QUESTIONS) - 1)
     scripted[index + 1] = "y"  # +1: the refused "maybe" comes first

@@ -7,6 +7,7 @@ What a plan holds (refusals raise; warnings and caveats as items; pending questi
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from acustim import (
 from acustim.cli import main
 from firmware_bridge.link import ByteStreamLink, SimulatorLink
 from safety.errors import LimitError
+from safety.placement import PlacementError
 from safety.screening import ScreeningError
 
 NO = {q.key: False for q in SCREENING_QUESTIONS}
@@ -51,17 +53,28 @@ def kinds(items: tuple[PlanItem, ...]) -> list[ItemKind]:
     return [i.kind for i in items]
 
 
-def test_a_device_that_stops_by_itself_has_only_caveats_to_show(engine: Engine) -> None:
+def test_a_device_that_stops_by_itself_shows_its_caveats_and_that_current_is_unknown(
+    engine: Engine,
+) -> None:
     device = engine.connect("sim:coyote3")
     plan = prepare(device, load_program("tmj-jaw-pain-left"), levels={"A": 20})
     assert plan.ready and plan.pending == () and plan.questions == ()
-    assert kinds(plan.items) == [ItemKind.DEVICE_PULSE_WIDTH, ItemKind.UNCALIBRATED]
-    assert plan.to_confirm == () and plan.warnings == ()
-    assert [c.ceiling_du for c in plan.limits.channels] == [80]
+    assert kinds(plan.items) == [
+        ItemKind.DEVICE_PULSE_WIDTH,
+        ItemKind.UNCALIBRATED,
+        ItemKind.CURRENT_UNKNOWN,
+    ]
+    assert plan.to_confirm == ()
+    # uncalibrated and on the face: a quarter of full scale (our policy), not the program's 0.4
+    assert [c.ceiling_du for c in plan.limits.channels] == [50]
     assert "sets pulse width itself" in plan.items[0].text
+    assert "current (mA) and current density it delivers are unknown" in plan.items[1].text
+    [unknown] = plan.warnings
+    assert unknown.text.startswith("current unknown: DG-LAB Coyote 3.0 is not calibrated")
+    assert "at most 25% of the device's full scale (our policy" in unknown.text
 
 
-def test_a_box_that_runs_on_needs_a_yes_and_channels_that_share_a_return_warn(
+def test_a_box_that_runs_on_needs_a_yes_and_its_isolated_outputs_allow_both_sides(
     engine: Engine,
 ) -> None:
     device = engine.connect("sim:et312")
@@ -70,9 +83,10 @@ def test_a_box_that_runs_on_needs_a_yes_and_channels_that_share_a_return_warn(
     assert "keeps stimulating" in plan.to_confirm[0].text
     assert "runs its program on its own" in plan.to_confirm[0].text  # the profile's note
     assert kinds(plan.of_kind(ItemKind.PULSE_WIDTH)) == [ItemKind.PULSE_WIDTH] * 2
-    [between] = plan.warnings
-    assert between.kind is ItemKind.CROSS_CHANNEL and between.channels == ("A", "B")
-    assert all(i.caveat for i in plan.caveats) and not between.caveat
+    # one output transformer per channel: no path between A and B to refuse or warn about
+    assert plan.of_kind(ItemKind.CROSS_CHANNEL) == ()
+    assert kinds(plan.warnings) == [ItemKind.CURRENT_UNKNOWN]
+    assert all(i.caveat for i in plan.caveats) and not plan.warnings[0].caveat
 
 
 def test_a_program_the_device_cannot_deliver_is_refused_with_what_it_can_run(
@@ -89,7 +103,8 @@ def test_the_questions_still_open_are_pending_and_refused_when_left_open(
     engine: Engine,
 ) -> None:
     device = engine.connect("sim:coyote3")
-    program = load_program("bells-palsy-subacute-left")
+    bells = load_program("bells-palsy-subacute-left")
+    program = dataclasses.replace(bells, channels=bells.channels[:1])  # one channel: see below
     plan = prepare(device, program, patient="P-7")
     assert plan.pending == (Pending.ONSET_DAYS, Pending.SCREENING)
     assert plan.questions == SCREENING_QUESTIONS
@@ -97,7 +112,7 @@ def test_the_questions_still_open_are_pending_and_refused_when_left_open(
         plan.require_answers()
     plan = prepare(device, program, patient="P-7", onset_days=10)
     assert plan.pending == (Pending.SCREENING,)
-    with pytest.raises(ScreeningError, match="patient P-7 has no screening on record"):
+    with pytest.raises(ScreeningError, match="patient P-7 has no screening for this session"):
         plan.require_answers()
     plan = prepare(device, program, patient="P-7", onset_days=10, screening=NO)
     assert plan.ready
@@ -109,6 +124,10 @@ def test_the_questions_still_open_are_pending_and_refused_when_left_open(
         prepare(device, program, onset_days=3)
     with pytest.raises(ScreeningError, match="blocked by pacemaker"):
         prepare(device, program, patient="P-7", screening={**NO, "pacemaker": True})
+    # both channels: GB14-L (A) and ST4-L (B) would be refused as a pair (over the eye), and
+    # the Coyote's outputs are not known to be isolated
+    with pytest.raises(PlacementError, match="would be refused as a pair"):
+        prepare(device, bells, patient="P-7", onset_days=10, screening=NO)
 
 
 def test_start_refuses_a_session_whose_items_were_not_all_confirmed(engine: Engine) -> None:
@@ -116,10 +135,11 @@ def test_start_refuses_a_session_whose_items_were_not_all_confirmed(engine: Engi
     program = load_program("facial-muscle-tension")
     plan = prepare(device, program, levels={"A": 5})
     unconfirmed = [i for i in plan.items if i.kind is not ItemKind.RUNS_ON]
+    before = writes(device)  # what connecting wrote
     with pytest.raises(UnconfirmedError, match=r"1 pre-start item not confirmed: .*keeps"):
         device.start(program, levels={"A": 5}, confirmed=unconfirmed)
     assert device.session is None
-    assert writes(device) == 0
+    assert writes(device) == before
     # every item confirmed: the session runs under the limits the plan showed
     session = device.start(program, levels={"A": 5}, confirmed=plan.items)
     assert session.limits == plan.limits

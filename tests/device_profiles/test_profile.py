@@ -243,3 +243,29 @@ def test_a_built_in_profile_naming_a_missing_module_does_not_load(
         r"\(there is no module simulators\.coyote9\)",
     ):
         load_profile("coyote9")
+
+
+def test_each_profile_says_whether_its_outputs_are_isolated_and_why() -> None:
+    isolated = {ident: load_profile(ident).isolated_outputs for ident in builtin_profile_ids()}
+    # the ET-312 has one output transformer per channel; the rest: not isolated or unknown
+    assert isolated == {"coyote2": False, "coyote3": False, "et312": True, "pulsepal": False}
+    for ident in builtin_profile_ids():
+        assert load_profile(ident).isolated_outputs_source.strip(), ident
+    assert "BOM-full.csv: TR1, TR2" in load_profile("et312").isolated_outputs_source
+    assert "unknown counts as not isolated" in load_profile("coyote3").isolated_outputs_source
+
+
+def test_isolation_unknown_counts_as_not_isolated_and_a_claim_needs_its_source() -> None:
+    without = COYOTE3.replace("isolated_outputs = false\n", "").replace(
+        "isolated_outputs_source", "# isolated_outputs_source"
+    )
+    assert "isolated_outputs" not in without.replace("# isolated_outputs_source", "")
+    assert parse_profile(without).isolated_outputs is False
+    claimed = without.replace("biphasic = false", "biphasic = false\nisolated_outputs = true")
+    with pytest.raises(ProfileError) as info:
+        parse_profile(claimed, "c.toml")
+    assert str(info.value) == (
+        "c.toml: [output] isolated_outputs = true without isolated_outputs_source; allowed "
+        "only with the source of the fact (a claim of isolated outputs needs one), or "
+        "isolated_outputs = false"
+    )

@@ -101,6 +101,16 @@ RAISED: list[tuple[str, str, str, str, Callable[[Any], Any]]] = [
     ("pulse_width_range_us", "et312", "output", "pulse_width_min_us", lambda v: v - 10.0),
     ("pulse_width_range_us", "coyote2", "output", "pulse_width_max_us", lambda v: v + 50.0),
     ("biphasic", "coyote3", "output", "biphasic", lambda v: True),
+    # a file cannot claim isolated outputs (which lets cross-channel paths run)
+    ("isolated_outputs", "coyote3", "output", "isolated_outputs", lambda v: True),
+    ("isolated_outputs", "pulsepal", "output", "isolated_outputs", lambda v: True),
+    (
+        "isolated_outputs_source",
+        "et312",
+        "output",
+        "isolated_outputs_source",
+        lambda v: "my own measurement",
+    ),
     ("samples_per_frame", "coyote3", "frame", "samples_per_frame", lambda v: v * 2),
     ("sample_period_s", "coyote3", "frame", "sample_period_s", lambda v: 5.0),
     ("frames_ahead", "coyote3", "frame", "frames_ahead", lambda v: v + 1),
@@ -375,6 +385,12 @@ LOWERED: list[tuple[str, str, Callable[[Any], str], Callable[[DeviceProfile, Any
     ),
     ("coyote3", "ble_names", lambda v: "[]", lambda p, v: p.ble_names == ()),
     (
+        "et312",
+        "isolated_outputs",
+        lambda v: "false",  # lowered: the outputs count as not isolated
+        lambda p, v: not p.isolated_outputs,
+    ),
+    (
         "coyote3",
         "max_rise_fraction_per_s",
         lambda v: toml(v / 2),
@@ -594,7 +610,8 @@ def test_a_lowered_profile_runs_and_never_delivers_more(tmp_path: Path, ident: s
     path = tmp_path / f"low-{ident}.toml"
     path.write_text(edit(ident, "level_max_du", toml(lowered)), encoding="utf-8")
     # max_level_fraction 1: the ceiling is the device maximum
-    program = continuous(duration_s=40, frequency_hz=50)
+    # on the leg: the uncalibrated-device ceiling for the head (our policy) does not apply
+    program = continuous(duration_s=40, frequency_hz=50, channels={"A": ("ST36-L", "SP6-L")})
     with Engine(virtual_time=True, records=False) as engine:
         device = engine.connect(f"sim:{path}")
         assert device.profile.limits.max_level_du == lowered

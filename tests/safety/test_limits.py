@@ -173,3 +173,12 @@ def test_a_bad_reconnect_time_is_refused(seconds: object) -> None:
 def test_a_reconnect_time_in_range_is_kept() -> None:
     assert L.check_reconnect_s(0) == 0.0
     assert L.check_reconnect_s(600) == 600.0
+
+
+def test_an_uncalibrated_device_on_the_head_gets_our_policy_ceiling() -> None:
+    from safety.limits import UNCALIBRATED_HEAD_MAX_LEVEL_FRACTION, uncalibrated_head_fraction
+
+    assert UNCALIBRATED_HEAD_MAX_LEVEL_FRACTION == 0.25  # our policy, stated
+    assert uncalibrated_head_fraction(False, True) == UNCALIBRATED_HEAD_MAX_LEVEL_FRACTION
+    assert uncalibrated_head_fraction(True, True) is None  # calibrated: the current caps apply
+    assert uncalibrated_head_fraction(False, False) is None  # no site on the head

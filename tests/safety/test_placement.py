@@ -123,7 +123,7 @@ def test_a_site_on_the_front_of_the_neck_is_refused(site: str) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("ST7-L", "ST7-R"), ("EX-HN5-L", "EX-HN5-R"), ("TE17-L", "GB12-R"), ("GB14-L", "GB20-R")],
+    [("ST7-L", "ST7-R"), ("EX-HN5-L", "EX-HN5-R"), ("SI18-L", "ST6-R"), ("GB14-L", "GB20-R")],
 )
 def test_left_to_right_across_the_head_is_transcerebral(a: str, b: str) -> None:
     report = check_pair(a, b, CATALOGUE)
@@ -186,7 +186,7 @@ def test_a_pair_joining_distant_regions_is_refused(a: str, b: str, regions: str)
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("GB14-L", "ST3-L"), ("GB14-R", "SI18-R"), ("TE17-L", "GB14-L"), ("LI20-L", "GB14-L")],
+    [("GB14-L", "ST3-L"), ("GB14-R", "SI18-R"), ("ST7-L", "GB14-L"), ("LI20-L", "GB14-L")],
 )
 def test_a_path_over_the_eye_is_refused(a: str, b: str) -> None:
     report = check_pair(a, b, CATALOGUE)
@@ -218,13 +218,18 @@ def test_near_eye_points_are_warned_about() -> None:
     ]
 
 
-def test_points_beside_the_mouth_and_paths_across_it_are_warned_about() -> None:
+def test_points_beside_the_mouth_are_warned_about_and_a_path_across_it_is_refused() -> None:
     assert warned("ST4-L", "ST6-L") == {"mouth"}
-    report = check_pair("ST4-L", "CV24-M", CATALOGUE)
-    assert report.ok
-    mouth = [f for f in report.warnings if f.rule == "mouth"]
-    assert {f.sites for f in mouth} == {("ST4-L",), ("CV24-M",), ("ST4-L", "CV24-M")}
-    assert any("runs across the mouth" in f.message for f in mouth)
+    # [AS2-10] item h: not covering the mouth. Straight across the lips: refused.
+    report = check_pair("GV26-M", "CV24-M", CATALOGUE)
+    assert rules(report)[0] == {"across-mouth"}
+    (finding,) = report.refusals
+    assert finding.sites == ("GV26-M", "CV24-M")
+    assert "runs across the lips, covering the mouth" in finding.message
+    assert {f.sites for f in report.warnings if f.rule == "mouth"} == {("GV26-M",), ("CV24-M",)}
+    assert "across-mouth" in refused("ST4-L", "CV24-M")  # corner of the mouth to the chin
+    # beside the mouth without crossing the lips: a warning only
+    assert check_pair("ST4-L", "ST6-L", CATALOGUE).ok
 
 
 def test_two_thorax_points_on_one_side_are_a_warning_only() -> None:
@@ -245,21 +250,33 @@ def test_left_to_right_on_the_back_away_from_the_rib_cage_straddles_the_spine() 
     assert rules(report)[1] == {"across-spine"}
 
 
-def test_channels_that_would_be_refused_as_a_pair_are_warned_about_unless_isolated() -> None:
+def test_channels_that_would_be_refused_as_a_pair_are_refused_unless_isolated() -> None:
     both_sides = program(("ST7-L", "ST6-L"), ("ST7-R", "ST6-R"), ("ST36-L", "SP6-L"))
 
-    report = check_placement(both_sides, CATALOGUE)
+    # on a device whose outputs are not isolated (or not known to be): refused
+    report = check_placement(both_sides, CATALOGUE, device_known=True)
 
-    assert report.ok
-    between = [f for f in report.warnings if f.rule == "between-channels"]
+    assert not report.ok
+    between = [f for f in report.refusals if f.rule == "between-channels"]
     assert [f.channels for f in between] == [("A", "B"), ("A", "C"), ("B", "C")]
     assert between[0].sites == ("ST7-L", "ST7-R")
     assert "(transcerebral)" in between[0].message
-    assert "isolated from each other" in between[0].message
-    assert check_placement(both_sides, CATALOGUE, isolated_channels=True).warnings == ()
-    # two channels on one leg each side of the knee: nothing to warn about
+    assert "outputs are not isolated from each other" in between[0].message
+    with pytest.raises(PlacementError, match="would be refused as a pair"):
+        require_safe_placement(both_sides, CATALOGUE, device_known=True)
+    # isolated outputs: current cannot pass between the channels
+    isolated = check_placement(both_sides, CATALOGUE, isolated_channels=True, device_known=True)
+    assert isolated.ok and isolated.warnings == ()
+    # no device (a program checked on its own): a warning that names the device condition
+    alone = check_placement(both_sides, CATALOGUE)
+    assert alone.ok
+    warned_between = [f for f in alone.warnings if f.rule == "between-channels"]
+    assert [f.severity for f in warned_between] == ["warn"] * 3
+    assert "refused on such a device" in warned_between[0].message
+    # two channels on one leg each side of the knee: nothing to refuse or warn about
     same_leg = program(("ST36-L", "SP6-L"), ("GB34-L", "LR3-L"))
-    assert check_placement(same_leg, CATALOGUE).warnings == ()
+    assert check_placement(same_leg, CATALOGUE, device_known=True).warnings == ()
+    assert check_placement(same_leg, CATALOGUE, device_known=True).ok
 
 
 # --------------------------------------------------------------------------- the geometry
@@ -339,8 +356,10 @@ def test_every_rule_is_described_with_its_basis() -> None:
         "mouth",
         "thorax",
         "across-spine",
-        "between-channels",
     }
+    assert RULES["between-channels"].severity == "refuse"
+    assert RULES["across-mouth"].severity == "refuse"
+    assert "item h" in RULES["across-mouth"].basis
 
 
 def test_sites_with_a_hazard_are_listed_once_in_order() -> None:
