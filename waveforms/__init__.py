@@ -19,15 +19,20 @@ _LAZY = {
     "builtin_names": "waveforms.builtin",
     "builtin_programs": "waveforms.builtin",
     "load_builtin": "waveforms.builtin",
+    "load_manual": "waveforms.builtin",
+    "manual_names": "waveforms.builtin",
     "AcustimError": "waveforms.errors",
     "ProgramError": "waveforms.errors",
+    "load_entry": "waveforms.files",
     "load_program": "waveforms.files",
+    "parse_entry": "waveforms.files",
     "parse_program": "waveforms.files",
     "Channel": "waveforms.program",
     "ChannelDemand": "waveforms.program",
     "Continuous": "waveforms.program",
     "DenseDisperse": "waveforms.program",
     "Intermittent": "waveforms.program",
+    "ManualEntry": "waveforms.program",
     "Program": "waveforms.program",
     "Ramp": "waveforms.program",
     "Segment": "waveforms.program",
@@ -36,26 +41,40 @@ _LAZY = {
     "segment_at": "waveforms.render",
     "InvalidProgramError": "waveforms.validate",
     "Problem": "waveforms.validate",
+    "check_entry": "waveforms.validate",
     "check_program": "waveforms.validate",
     "validate_program": "waveforms.validate",
 }
 
 if TYPE_CHECKING:  # what type checkers see; at run time ``__getattr__`` below imports them
-    from waveforms.builtin import builtin_names, builtin_programs, load_builtin
+    from waveforms.builtin import (
+        builtin_names,
+        builtin_programs,
+        load_builtin,
+        load_manual,
+        manual_names,
+    )
     from waveforms.errors import AcustimError, ProgramError
-    from waveforms.files import load_program, parse_program
+    from waveforms.files import load_entry, load_program, parse_entry, parse_program
     from waveforms.program import (
         Channel,
         ChannelDemand,
         Continuous,
         DenseDisperse,
         Intermittent,
+        ManualEntry,
         Program,
         Ramp,
         Segment,
     )
     from waveforms.render import Rendered, render, segment_at
-    from waveforms.validate import InvalidProgramError, Problem, check_program, validate_program
+    from waveforms.validate import (
+        InvalidProgramError,
+        Problem,
+        check_entry,
+        check_program,
+        validate_program,
+    )
 else:
 
     def __getattr__(name: str) -> object:
@@ -89,6 +108,7 @@ __all__ = [
     "DenseDisperse",
     "Intermittent",
     "InvalidProgramError",
+    "ManualEntry",
     "Problem",
     "Program",
     "ProgramError",
@@ -97,9 +117,14 @@ __all__ = [
     "Segment",
     "builtin_names",
     "builtin_programs",
+    "check_entry",
     "check_program",
     "load_builtin",
+    "load_entry",
+    "load_manual",
     "load_program",
+    "manual_names",
+    "parse_entry",
     "parse_program",
     "render",
     "segment_at",

@@ -28,7 +28,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from waveforms.errors import ProgramError
-from waveforms.program import Channel, EvidenceLevel, EvidenceMarker, Program, Segment, source_key
+from waveforms.program import (
+    Channel,
+    Entry,
+    EvidenceLevel,
+    EvidenceMarker,
+    ManualEntry,
+    Program,
+    Segment,
+    source_key,
+)
 from waveforms.validate import (
     CHANNEL_FIELDS,
     CHANNEL_NAME_PATTERN,
@@ -41,6 +50,7 @@ from waveforms.validate import (
     INTENSITY,
     KINDS_TEXT,
     LOW_HIGH_S,
+    MANUAL_FIELDS,
     MARKER_FIELDS,
     MAX_CHANNELS,
     MAX_CURRENT_MA,
@@ -67,6 +77,7 @@ from waveforms.validate import (
     Spec,
     allowed_of,
     channel_where,
+    check_entry,
     check_program,
     derive_evidence,
     marker_where,
@@ -111,7 +122,9 @@ __all__ = [
     "deepest_nesting",
     "derive_evidence",
     "find_line",
+    "load_entry",
     "load_program",
+    "parse_entry",
     "parse_program",
     "validate_program",
 ]
@@ -125,6 +138,14 @@ MAX_NESTING = 16
 _TOP_KEYS = ("program", "segments", "channels", "evidence")
 _PROGRAM_KEYS = tuple(s.name for s in PROGRAM_FIELDS)
 _PROGRAM_REQUIRED = ("name", "title", "indication", "electrode")
+#: ``kind`` in ``[program]``: "ea" (the default, a program with channels) or "manual".
+_KINDS = ("ea", "manual")
+_KINDS_TEXT = (
+    '"ea" (the default: a program with channels) or "manual" (a manual-acupuncture entry: '
+    "points and why no EA, no channels, no current)"
+)
+_MANUAL_KEYS = tuple(s.name for s in MANUAL_FIELDS)
+_MANUAL_REQUIRED = ("name", "title", "indication", "points", "why_no_ea")
 _CHANNEL_FIELD_NAMES = tuple(s.name for s in CHANNEL_FIELDS)
 _CHANNEL_KEYS = (*_CHANNEL_FIELD_NAMES, "segments")
 _EVIDENCE_KEYS = tuple(s.name for s in MARKER_FIELDS)
@@ -481,13 +502,28 @@ class _Parser:
     # -- the document
 
     def program(self) -> Program:
+        """The file's program; a manual-acupuncture entry is refused at its ``kind`` line."""
+        entry = self.entry()
+        if isinstance(entry, ManualEntry):
+            raise ProgramError(entry.refusal(f"{self._source}:{self._line(('program',), 'kind')}"))
+        return entry
+
+    def entry(self) -> Entry:
+        """The file's library entry: a program, or a manual-acupuncture entry."""
         data = self._document()
-        self._unknown_keys(data, (), "top-level", _TOP_KEYS)
         meta = data.get("program", MISSING)
+        kind = meta.get("kind", "ea") if isinstance(meta, dict) else "ea"
+        if kind == "manual":
+            return self._manual(data, meta)
+        self._unknown_keys(data, (), "top-level", _TOP_KEYS)
         if not isinstance(meta, dict):
             problem = "required" if meta is MISSING else f"{type_name(meta)}, not a table"
             self._fail((), "program", "top-level", "program", meta, problem, "a [program] table")
-        self._unknown_keys(meta, ("program",), "program", _PROGRAM_KEYS)
+        if kind not in _KINDS:
+            self._fail(
+                ("program",), "kind", "program", "kind", kind, "not an entry kind", _KINDS_TEXT
+            )
+        self._unknown_keys(meta, ("program",), "program", (*_PROGRAM_KEYS, "kind"))
         self._require(meta, ("program",), "program", _PROGRAM_REQUIRED, PROGRAM_FIELDS)
         fields = _given(meta, _PROGRAM_KEYS)
         shared = self._shared_segments(data)
@@ -497,6 +533,32 @@ class _Parser:
         program = Program(channels=channels, evidence_markers=markers, **fields)
         self._check(program, shared)
         return _with_floats(program)
+
+    def _manual(self, data: Mapping[str, Any], meta: Mapping[str, Any]) -> ManualEntry:
+        """A ``kind = "manual"`` entry: ``[program]`` and ``[[evidence]]``, never channels."""
+        for key in ("channels", "segments"):
+            if key in data:
+                self._fail(
+                    (),
+                    key,
+                    "top-level",
+                    key,
+                    data[key],
+                    'not allowed in a manual-acupuncture entry (kind = "manual" carries no '
+                    "current)",
+                    "keys program, evidence",
+                )
+        self._unknown_keys(data, (), "top-level", ("program", "evidence"))
+        self._unknown_keys(meta, ("program",), "program", (*_MANUAL_KEYS, "kind"))
+        self._require(meta, ("program",), "program", _MANUAL_REQUIRED, MANUAL_FIELDS)
+        fields = _given(meta, _MANUAL_KEYS)
+        markers = self._markers(data, fields.get("sources"))
+        entry = ManualEntry(evidence_markers=markers, **fields)
+        problems = list(check_entry(entry))
+        if problems:
+            first = min(problems, key=lambda p: self._line_of(self._pointer(p)))
+            raise InvalidProgramError(self._message(first), problems)
+        return entry
 
     def _document(self) -> dict[str, Any]:
         """The TOML document: at most 256 KiB, valid TOML 1.0, nested at most 16 deep."""
@@ -694,16 +756,35 @@ def deepest_nesting(text: str) -> tuple[int, int]:
 
 
 def parse_program(text: str, source: str = "<string>") -> Program:
-    """Parse and validate program TOML; ``source`` names the text in error messages."""
+    """Parse and validate program TOML; ``source`` names the text in error messages. A
+    manual-acupuncture entry (``kind = "manual"``) is refused: it cannot be run."""
     return _Parser(text, source).program()
 
 
+def parse_entry(text: str, source: str = "<string>") -> Entry:
+    """Parse and validate a library entry: a program, or a manual-acupuncture entry."""
+    return _Parser(text, source).entry()
+
+
 def load_program(path: str | os.PathLike[str]) -> Program:
-    """Load and validate a program file; the result records ``source_path``.
+    """Load and validate a program file; the result records ``source_path``. A
+    manual-acupuncture entry is refused (one line: why, and the line of its ``kind``).
 
     Files over 256 KiB are refused before they are read in full or parsed.
     """
     shown = os.fspath(path)
+    return replace(parse_program(_read_text(shown), shown), source_path=shown)
+
+
+def load_entry(path: str | os.PathLike[str]) -> Entry:
+    """Load and validate a program file or a manual-acupuncture entry (``kind = "manual"``);
+    the result records ``source_path``."""
+    shown = os.fspath(path)
+    return replace(parse_entry(_read_text(shown), shown), source_path=shown)
+
+
+def _read_text(shown: str) -> str:
+    """The text of a program file, or a one-line ``ProgramError``."""
 
     try:
         data = read_regular(shown, MAX_FILE_BYTES)
@@ -723,14 +804,13 @@ def load_program(path: str | os.PathLike[str]) -> Program:
             "allowed a readable TOML program file"
         ) from None
     try:
-        text = data.decode("utf-8-sig")  # tolerate the BOM some editors write
+        return data.decode("utf-8-sig")  # tolerate the BOM some editors write
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ProgramError(
             f"{shown}:{line}: file byte = 0x{data[exc.start]:02x} is not UTF-8 text; "
             "allowed UTF-8 encoded TOML"
         ) from None
-    return replace(parse_program(text, shown), source_path=shown)
 
 
 class NotReadable(Exception):

@@ -30,6 +30,9 @@ EvidenceStatus = Literal["sourced", "practice-default"]
 OnsetRule = Literal["", "bells-palsy"]
 #: The stage of the condition a program is written for ("" when it does not matter).
 Stage = Literal["", "subacute", "chronic"]
+#: The electrode the program's sources used ("" when the sources do not say, or there are
+#: none): a pad program whose trials used needles says ``sourced_for = "needle"``.
+SourcedFor = Literal["", "pad", "needle"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,14 @@ class Program:
     evidence_markers: tuple[EvidenceMarker, ...] = ()
     onset_rule: OnsetRule = ""
     stage: Stage = ""
+    #: Sites needled by hand during the session: catalogued points, recorded with the
+    #: session, but no channel drives them (no current).
+    manual_points: tuple[str, ...] = ()
+    #: The electrode the sources' trials used (see ``SourcedFor``).
+    sourced_for: SourcedFor = ""
+    #: The built-in library also offers this pad program with needles (``<name>-needle``,
+    #: or ``<stem>-needle-left``), for devices whose output is charge-balanced.
+    needle_variant: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -192,6 +203,52 @@ class Program:
         validate_program(self)
         return self
 
+
+@dataclass(frozen=True)
+class ManualEntry:
+    """A manual-acupuncture entry of the library: a point set for a condition where EA is not
+    defensible, and why (``why_no_ea``). It has no channels and no timeline, carries no
+    current and can never be started: ``Program.checked(entry)`` (and so ``Device.start``)
+    refuses it, naming ``why_no_ea`` and its file. A file says ``kind = "manual"``.
+
+    ``points`` are catalogued sites (``"LI4-L"``), for needles placed by hand.
+    """
+
+    name: str
+    title: str
+    indication: str
+    points: tuple[str, ...]
+    why_no_ea: str
+    description: str = ""
+    cautions: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    source_path: str | None = None
+    evidence_markers: tuple[EvidenceMarker, ...] = ()
+    kind: Literal["manual"] = field(default="manual", init=False)
+
+    @property
+    def source_keys(self) -> dict[str, str]:
+        """The keyed sources, as ``Program.source_keys``."""
+        return {k: t for t in self.sources if (k := source_key(t)) is not None}
+
+    def marker(self, about: str) -> EvidenceMarker | None:
+        """The evidence marker for one parameter (``points``), if the entry has one."""
+        return next((m for m in self.evidence_markers if m.about == about), None)
+
+    def refusal(self, where: str | None = None) -> str:
+        """The one line that refuses to run this entry: what it is, why, and where (``where``,
+        e.g. ``file:line``; else its file, else its name)."""
+        where = where or self.source_path or self.name
+        why = " ".join(self.why_no_ea.split())
+        return (
+            f'{where}: program kind = "manual" is a manual-acupuncture entry ({self.name}) that '
+            f"carries no current and cannot be run: {why}; allowed an EA program with channels "
+            f"(acustim show {self.name} lists its points)"
+        )
+
+
+#: A library entry: an EA program, or a manual-acupuncture entry (never run).
+Entry = Program | ManualEntry
 
 #: ``[key] text``: a source that evidence markers can refer to by its key.
 SOURCE_KEY_PATTERN = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9._-]{0,31})\]\s+\S")

@@ -28,20 +28,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from waveforms.acupoints import load_catalogue
 from waveforms.errors import ProgramError
 from waveforms.program import (
     Channel,
     Continuous,
     DenseDisperse,
     ElectrodeKind,
+    Entry,
     EvidenceLevel,
     EvidenceMarker,
     EvidenceStatus,
     Intermittent,
+    ManualEntry,
     OnsetRule,
     Program,
     Ramp,
     Segment,
+    SourcedFor,
     Stage,
     source_key,
 )
@@ -51,6 +55,8 @@ __all__ = [
     "CHANNEL_FIELDS",
     "CORE_EVIDENCE",
     "EVIDENCE_ABOUT",
+    "MANUAL_FIELDS",
+    "MANUAL_RULES",
     "MARKER_FIELDS",
     "PROGRAM_FIELDS",
     "PROGRAM_RULES",
@@ -61,10 +67,12 @@ __all__ = [
     "Path",
     "Problem",
     "Range",
+    "check_entry",
     "check_program",
     "derive_evidence",
     "path_text",
     "segment_problems",
+    "validate_entry",
     "validate_program",
 ]
 
@@ -206,6 +214,12 @@ MAX_EVIDENCE_MARKERS = 32
 MAX_MARKER_SOURCES = 16
 MAX_NAME_CHARS = 64
 MAX_SITE_CHARS = 16
+#: Manual points of a program (needles placed by hand, no current), and points of a
+#: manual-acupuncture entry.
+MAX_MANUAL_POINTS = 16
+MAX_ENTRY_POINTS = 24
+#: ``why_no_ea`` of a manual entry: one short reason, shown in the one-line refusal.
+MAX_WHY_CHARS = 300
 
 #: What an evidence marker can be about.
 EVIDENCE_ABOUT = (
@@ -219,6 +233,7 @@ EVIDENCE_ABOUT = (
     "sessions",
     "timing",
     "onset",
+    "electrode",
 )
 #: A program is "sourced" only if each of these has a sourced marker (and no marker is a
 #: practice default).
@@ -229,6 +244,7 @@ EVIDENCE_LEVELS: tuple[EvidenceLevel, ...] = ("sourced", "practice-default")
 ONSET_RULES: tuple[OnsetRule, ...] = ("bells-palsy",)
 STAGES: tuple[Stage, ...] = ("subacute", "chronic")
 ELECTRODES: tuple[ElectrodeKind, ...] = ("pad", "needle")
+SOURCED_FOR: tuple[SourcedFor, ...] = ("pad", "needle")
 
 PROGRAM_NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 CHANNEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,7}")
@@ -328,7 +344,7 @@ class Spec:
     def problem(self, value: object) -> str | None:
         raise NotImplementedError
 
-    def check(self, value: object, path: Path, where: str, program: Program) -> Iterator[Problem]:
+    def check(self, value: object, path: Path, where: str, program: Entry) -> Iterator[Problem]:
         problem = self.problem(value)
         if problem is not None:
             yield Problem(path, where, self.name, value, problem, self.allowed)
@@ -415,7 +431,7 @@ class Array(Spec):
     def allowed(self) -> str:
         return self.rule or f"an array of strings of 1..{self.item.max_chars} characters"
 
-    def check(self, value: object, path: Path, where: str, program: Program) -> Iterator[Problem]:
+    def check(self, value: object, path: Path, where: str, program: Entry) -> Iterator[Problem]:
         if not isinstance(value, tuple | list):
             problem = f"{type_name(value)}, not an array"
             yield Problem(path, where, self.name, value, problem, self.allowed)
@@ -448,7 +464,7 @@ class SourceRefs(Spec):
     def allowed(self) -> str:
         return f"0..{MAX_MARKER_SOURCES} keys of this program's sources"
 
-    def check(self, value: object, path: Path, where: str, program: Program) -> Iterator[Problem]:
+    def check(self, value: object, path: Path, where: str, program: Entry) -> Iterator[Problem]:
         keys = _source_keys(program)
         rule = f"0..{MAX_MARKER_SOURCES} keys of this program's sources ({_known(keys)})"
         if not isinstance(value, tuple | list):
@@ -466,8 +482,75 @@ class SourceRefs(Spec):
                 yield Problem((*path, j), where, self.name, ref, problem, rule)
 
 
+@dataclass(frozen=True)
+class Flag(Spec):
+    """A boolean (``true`` or ``false``)."""
+
+    name: str
+
+    @property
+    def allowed(self) -> str:
+        return "true or false"
+
+    def problem(self, value: object) -> str | None:
+        return None if isinstance(value, bool) else f"{type_name(value)}, not a boolean"
+
+
+@dataclass(frozen=True)
+class Points(Spec):
+    """An array of ``least``..``most`` sites, each an acupoint of the catalogue
+    (``waveforms/acupoints.toml``) written with a side that fits it, no site twice: for
+    points that no channel drives (placement does not look at them, so this is their check)."""
+
+    name: str
+    least: int
+    most: int
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.least}..{self.most} catalogued sites, each {SITE_RULE}"
+
+    def check(self, value: object, path: Path, where: str, program: Entry) -> Iterator[Problem]:
+        if not isinstance(value, tuple | list):
+            problem = f"{type_name(value)}, not an array"
+            yield Problem(path, where, self.name, value, problem, self.allowed)
+            return
+        if not self.least <= len(value) <= self.most:
+            problem = "too few" if len(value) < self.least else "too many"
+            yield Problem(path, where, self.name, value, problem, self.allowed)
+            return
+        seen: set[str] = set()
+        for j, site in enumerate(value):
+            found = _site_problem(site, seen)
+            if found is not None:
+                yield Problem((*path, j), where, self.name, site, *found)
+            if isinstance(site, str):
+                seen.add(site)
+
+
+def _site_problem(site: object, seen: set[str]) -> tuple[str, str] | None:
+    """(problem, allowed) for one site that must be catalogued, else None."""
+    if not isinstance(site, str):
+        return f"{type_name(site)}, not a string", SITE_RULE
+    if len(site) > MAX_SITE_CHARS or not SITE_PATTERN.fullmatch(site):
+        return "not a site code", SITE_RULE
+    if site in seen:
+        return "listed twice", "each site once"
+    code, side = site[:-2], site[-1]
+    catalogue = load_catalogue()
+    point = catalogue.get(code)
+    if point is None:
+        codes = ", ".join(sorted(catalogue))
+        return "not in the acupoint catalogue", f"a catalogued acupoint and a side ({codes})"
+    if point.laterality == "midline" and side != "M":
+        return "a midline point with a side", f'"{code}-M"'
+    if point.laterality == "bilateral" and side == "M":
+        return "a point of both sides written as midline", f'"{code}-L" or "{code}-R"'
+    return None
+
+
 def _check_fields(
-    obj: object, specs: Iterable[Spec], path: Path, where: str, program: Program
+    obj: object, specs: Iterable[Spec], path: Path, where: str, program: Entry
 ) -> Iterator[Problem]:
     for spec in specs:
         value = getattr(obj, spec.name, MISSING)
@@ -498,6 +581,9 @@ PROGRAM_FIELDS: tuple[Spec, ...] = (
     Choice("evidence", (*EVIDENCE_LEVELS, "unstated"), "not an evidence level", EVIDENCE_LEVELS),
     Choice("onset_rule", ("", *ONSET_RULES), "not an onset rule"),
     Choice("stage", ("", *STAGES), "not a stage"),
+    Points("manual_points", 0, MAX_MANUAL_POINTS),
+    Choice("sourced_for", ("", *SOURCED_FOR), "not an electrode kind"),
+    Flag("needle_variant"),
 )
 CHANNEL_NAME = Text(
     "name",
@@ -525,6 +611,17 @@ CHANNEL_FIELDS: tuple[Spec, ...] = (
     ),
     Number("max_level_fraction", MAX_LEVEL_FRACTION),
     Number("max_current_ma", MAX_CURRENT_MA, optional=True),
+)
+#: A manual-acupuncture entry (``kind = "manual"`` in a file): no channels, no timeline.
+MANUAL_FIELDS: tuple[Spec, ...] = (
+    PROGRAM_FIELDS[0],
+    PROGRAM_FIELDS[1],
+    PROGRAM_FIELDS[2],
+    PROGRAM_FIELDS[3],
+    Points("points", 1, MAX_ENTRY_POINTS),
+    Text("why_no_ea", MAX_WHY_CHARS, required=True),
+    Array("cautions", _TEXT_ITEM),
+    Array("sources", _TEXT_ITEM),
 )
 EVIDENCE_ABOUT_SPEC = Choice("about", EVIDENCE_ABOUT, "not a parameter name")
 MARKER_FIELDS: tuple[Spec, ...] = (
@@ -739,7 +836,7 @@ def _program_fields(program: Program) -> Iterator[Problem]:
     yield from _check_fields(program, PROGRAM_FIELDS, (), "program", program)
 
 
-def _source_keys(program: Program) -> dict[str, str]:
+def _source_keys(program: Entry) -> dict[str, str]:
     """The program's source keys, case-folded: ``{"sung2021": "Sung2021"}``."""
     sources = program.sources if _is_array(program.sources) else ()
     keys = (source_key(s) for s in sources if isinstance(s, str))
@@ -750,7 +847,7 @@ def _known(keys: dict[str, str]) -> str:
     return ", ".join(keys.values()) or "none (give sources as [key] citation)"
 
 
-def _keyed_sources(program: Program) -> Iterator[Problem]:
+def _keyed_sources(program: Entry) -> Iterator[Problem]:
     """A source that starts with ``[`` has a well-formed key; no key twice."""
     sources = program.sources if _is_array(program.sources) else ()
     seen: set[str] = set()
@@ -827,7 +924,7 @@ def _channel_names(program: Program) -> Iterator[Problem]:
         )
 
 
-def _markers(program: Program) -> Iterator[Problem]:
+def _markers(program: Entry) -> Iterator[Problem]:
     markers = program.evidence_markers
     yield from _MARKERS.problems(markers, ("evidence_markers",), "program")
     for i, marker in enumerate(_MARKERS.members(markers)):
@@ -856,7 +953,7 @@ def _markers(program: Program) -> Iterator[Problem]:
             )
 
 
-def _marker_abouts(program: Program) -> Iterator[Problem]:
+def _marker_abouts(program: Entry) -> Iterator[Problem]:
     """One marker per parameter."""
     markers = _MARKERS.members(program.evidence_markers)
     abouts = [m.about if isinstance(m, EvidenceMarker) else None for m in markers]
@@ -922,6 +1019,76 @@ def _evidence_level(program: Program) -> Iterator[Problem]:
         )
 
 
+def _manual_points_off_channels(program: Program) -> Iterator[Problem]:
+    """A manual point carries no current: it is not also a channel's site."""
+    points = program.manual_points if _is_array(program.manual_points) else ()
+    channels = [c for c in _CHANNELS.members(program.channels) if isinstance(c, Channel)]
+    for j, site in enumerate(points):
+        owner = next((c for c in channels if _is_array(c.sites) and site in c.sites), None)
+        if owner is not None:
+            yield Problem(
+                ("manual_points", j),
+                "program",
+                "manual_points",
+                site,
+                f"also a site of channel {owner.name}",
+                "sites that no channel drives (manual points carry no current)",
+            )
+
+
+def _electrode_evidence(program: Program) -> Iterator[Problem]:
+    """A program whose sources used another electrode says so: an ``electrode`` marker that
+    is a practice default; an ``electrode`` marker is sourced only for the sources' electrode."""
+    marker = next(
+        (
+            (i, m)
+            for i, m in enumerate(_MARKERS.members(program.evidence_markers))
+            if isinstance(m, EvidenceMarker) and m.about == "electrode"
+        ),
+        None,
+    )
+    given, electrode = program.sourced_for, program.electrode
+    if given not in SOURCED_FOR or electrode not in ELECTRODES:
+        given = ""  # a bad value is its own problem
+    if given and given != electrode and (marker is None or marker[1].status != "practice-default"):
+        yield Problem(
+            ("sourced_for",),
+            "program",
+            "sourced_for",
+            given,
+            f'not the program\'s electrode ("{electrode}") and no practice-default marker '
+            "about the electrode says so",
+            'an [[evidence]] marker with about = "electrode" and status = "practice-default" '
+            "whenever sourced_for differs from electrode",
+        )
+    if marker is not None and marker[1].status == "sourced" and given != electrode:
+        i, m = marker
+        shown = f'sourced_for = "{given}"' if given else "no sourced_for"
+        yield Problem(
+            ("evidence_markers", i, "status"),
+            marker_where(i, m.about),
+            "status",
+            m.status,
+            f'"sourced" for electrode "{electrode}" with {shown}',
+            '"sourced" only when sourced_for equals electrode; else "practice-default"',
+        )
+
+
+def _needle_variant(program: Program) -> Iterator[Problem]:
+    """Only a pad program whose sources used needles offers a needle variant."""
+    if program.needle_variant is True and not (
+        program.electrode == "pad" and program.sourced_for == "needle"
+    ):
+        yield Problem(
+            ("needle_variant",),
+            "program",
+            "needle_variant",
+            True,
+            "set on a program that is not a pad program sourced for needles",
+            'needle_variant = true only with electrode = "pad" and sourced_for = "needle"',
+        )
+
+
 ProgramRule = Callable[[Program], Iterable[Problem]]
 #: Every rule of a program, in the order its problems are listed.
 PROGRAM_RULES: tuple[ProgramRule, ...] = (
@@ -933,6 +1100,23 @@ PROGRAM_RULES: tuple[ProgramRule, ...] = (
     _markers,
     _marker_abouts,
     _evidence_level,
+    _manual_points_off_channels,
+    _electrode_evidence,
+    _needle_variant,
+)
+
+
+def _manual_fields(entry: ManualEntry) -> Iterator[Problem]:
+    yield from _check_fields(entry, MANUAL_FIELDS, (), "program", entry)
+
+
+ManualRule = Callable[[ManualEntry], Iterable[Problem]]
+#: Every rule of a manual-acupuncture entry.
+MANUAL_RULES: tuple[ManualRule, ...] = (
+    _manual_fields,
+    _keyed_sources,
+    _markers,
+    _marker_abouts,
 )
 
 
@@ -940,10 +1124,41 @@ PROGRAM_RULES: tuple[ProgramRule, ...] = (
 
 
 def check_program(program: object) -> tuple[Problem, ...]:
-    """Every problem of a program against every rule of the program format (none: valid)."""
+    """Every problem of a program against every rule of the program format (none: valid).
+
+    A manual-acupuncture entry is never a valid program: it carries no current, so the one
+    problem names it and why (``ManualEntry.why_no_ea``)."""
+    if isinstance(program, ManualEntry):
+        why = " ".join(str(program.why_no_ea).split())
+        return (
+            Problem(
+                ("kind",),
+                "program",
+                "kind",
+                "manual",
+                "a manual-acupuncture entry that carries no current and cannot be run: " + why,
+                "an EA program with channels",
+            ),
+        )
     if not isinstance(program, Program):
         return (_not_a("a Program", program, (), "", "program", "a waveforms.Program"),)
     return tuple(itertools.chain.from_iterable(rule(program) for rule in PROGRAM_RULES))
+
+
+def check_entry(entry: object) -> tuple[Problem, ...]:
+    """Every problem of a library entry: a program (``check_program``) or a manual-acupuncture
+    entry (``MANUAL_RULES``)."""
+    if isinstance(entry, ManualEntry):
+        return tuple(itertools.chain.from_iterable(rule(entry) for rule in MANUAL_RULES))
+    return check_program(entry)
+
+
+def validate_entry(entry: object) -> None:
+    """``validate_program`` for any library entry: a manual entry is checked against its own
+    rules (and never refused for being manual)."""
+    problems = check_entry(entry)
+    if problems:
+        raise InvalidProgramError(problems[0].message(source_of(entry)), problems)
 
 
 def source_of(program: object) -> str:

@@ -1,6 +1,10 @@
 """``acustim programs``, ``acustim show`` and ``acustim validate``: the program library (built-in
 and user programs) and program files.
 
+The library also holds manual-acupuncture entries (``kind = "manual"``: a point set and why
+EA is not used, never run): ``acustim programs`` lists them in their own section and
+``acustim show NAME`` shows them; ``acustim run`` refuses them on one line.
+
 A program file is checked twice: its format (``waveforms.files``) and its electrode placement
 (``safety.placement``). A file that fails either gives one line, ``file:line: ...``, and is
 never offered as a program. Nothing here talks to a device.
@@ -20,7 +24,7 @@ from waveforms.errors import AcustimError, ProgramError
 # functions that use them, not with the parser: ``acustim --help`` starts fast.
 if TYPE_CHECKING:
     from safety.placement import PlacementReport
-    from waveforms.program import Program, Segment
+    from waveforms.program import Entry, ManualEntry, Program, Segment
 
 __all__ = [
     "check_program",
@@ -78,16 +82,16 @@ def load_checked(path: str | Path) -> tuple[Program, PlacementReport]:
     return program, check_program(program)
 
 
-def _lookup(name: str) -> tuple[Program, str]:
-    """A program by built-in name, user program name, or path; and what kind it is."""
-    from waveforms.builtin import builtin_names, find_program
-    from waveforms.files import load_program as load_program_file
+def _lookup(name: str) -> tuple[Entry, str]:
+    """A program or manual entry by built-in name, user name, or path; and what kind it is."""
+    from waveforms.builtin import builtin_names, find_entry, manual_names
+    from waveforms.files import load_entry
 
-    if name in builtin_names():
-        return find_program(name), "built-in"
+    if name in builtin_names() or name in manual_names():
+        return find_entry(name), "built-in"
     if name.endswith(".toml") or "/" in name or Path(name).is_file():
-        return load_program_file(name), "file"
-    return find_program(name), "user program"
+        return load_entry(name), "file"
+    return find_entry(name), "user program"
 
 
 # --------------------------------------------------------------------------- text
@@ -111,13 +115,31 @@ def evidence_summary(program: Program) -> str:
     return "PRACTICE DEFAULT, NOT EVIDENCE (" + "; ".join(parts) + ")"
 
 
+def _electrode_text(program: Program) -> str:
+    """The electrode line: the program's electrode, and the sources' where they differ."""
+    from waveforms.builtin import builtin_names, needle_variant_name
+
+    text: str = program.electrode
+    if program.sourced_for and program.sourced_for != program.electrode:
+        text += (
+            f" (the sources used {program.sourced_for}s, {program.sourced_for} EA; "
+            f"{program.electrode}s are a practice default)"
+        )
+    elif program.sourced_for:
+        text += f" (as in the sources: {program.sourced_for} EA)"
+    variant = needle_variant_name(program.name)
+    if program.needle_variant and variant in builtin_names():
+        text += f"; needle variant: {variant} (devices with charge-balanced output)"
+    return text
+
+
 def _tag(program: Program) -> str:
     return {"sourced": "sourced", "practice-default": "practice default"}.get(
         program.evidence, "evidence unstated"
     )
 
 
-def matches_indication(program: Program, text: str) -> bool:
+def matches_indication(program: Entry, text: str) -> bool:
     """True when every word of ``text`` occurs (any case) in the program's name, title or
     indication."""
     haystack = f"{program.name} {program.title} {program.indication}".casefold()
@@ -187,14 +209,13 @@ def _wrap(text: str, indent: str, later: str | None = None) -> list[str]:
 
 
 def _show(program: Program, kind: str, report: PlacementReport | None, error: str) -> list[str]:
-    from waveforms.acupoints import SIDE_NAMES, parse_site
-
     out = [f"{program.name}: {program.title} ({kind})"]
     out += _wrap(f"indication: {program.indication}", "  ")
     out += _wrap(f"evidence: {evidence_summary(program)}", "  ")
-    out.append(
-        f"  electrode: {program.electrode}; {program.duration_s / 60:g} min; "
-        f"{len(program.channels)} channel{'' if len(program.channels) == 1 else 's'}"
+    out += _wrap(
+        f"electrode: {_electrode_text(program)}; {program.duration_s / 60:g} min; "
+        f"{len(program.channels)} channel{'' if len(program.channels) == 1 else 's'}",
+        "  ",
     )
     onset = _onset_text(program)
     if onset:
@@ -212,18 +233,12 @@ def _show(program: Program, kind: str, report: PlacementReport | None, error: st
         if channel.max_current_ma is not None:
             ceiling += f", at most {channel.max_current_ma:g} mA"
         out.append(f"  {channel.name}: {' + '.join(channel.sites)}  ({ceiling})")
-        for site in channel.sites:
-            try:
-                point, side = parse_site(site)
-            except AcustimError as exc:
-                out.append(f"     {site}: {exc}")
-                continue
-            out += _wrap(
-                f"{site}: {point.pinyin} {point.chinese}, {SIDE_NAMES[side]} {point.region}. "
-                f"{point.location}",
-                "     ",
-                "       ",
-            )
+        out += _point_lines(channel.sites)
+    if program.manual_points:
+        out.append(
+            f"  manual points (needled by hand, no current): {' '.join(program.manual_points)}"
+        )
+        out += _point_lines(program.manual_points)
     if error:
         out += _wrap(f"REFUSED: {error}", "  ")
     elif report is not None:
@@ -259,19 +274,63 @@ def _show(program: Program, kind: str, report: PlacementReport | None, error: st
                 f"{intensity:<{w[3]}}  {text}".rstrip()
             )
 
-    out += ["", "Evidence markers"]
-    if not program.evidence_markers:
+    out += _tail(program)
+    return out
+
+
+def _point_lines(sites: tuple[str, ...]) -> list[str]:
+    """One wrapped line per site: its names, side, region and location."""
+    from waveforms.acupoints import SIDE_NAMES, parse_site
+
+    out: list[str] = []
+    for site in sites:
+        try:
+            point, side = parse_site(site)
+        except AcustimError as exc:
+            out.append(f"     {site}: {exc}")
+            continue
+        out += _wrap(
+            f"{site}: {point.pinyin} {point.chinese}, {SIDE_NAMES[side]} {point.region}. "
+            f"{point.location}",
+            "     ",
+            "       ",
+        )
+    return out
+
+
+def _tail(entry: Entry) -> list[str]:
+    """Evidence markers, cautions and sources, as ``acustim show`` prints them."""
+    out = ["", "Evidence markers"]
+    if not entry.evidence_markers:
         out.append("  none: treat every parameter as a practice default, not evidence")
-    for marker in program.evidence_markers:
+    for marker in entry.evidence_markers:
         status = "sourced" if marker.status == "sourced" else "PRACTICE DEFAULT"
         keys = f"[{', '.join(marker.sources)}]" if marker.sources else "[no source]"
         out.append(f"  {marker.about:<12} {status:<17} {keys}")
         out += _wrap(marker.note, " " * 15)
 
     out += ["", "Cautions"]
-    out += [line for c in program.cautions for line in _wrap(c, "  - ", "    ")] or ["  none"]
+    out += [line for c in entry.cautions for line in _wrap(c, "  - ", "    ")] or ["  none"]
     out += ["", "Sources"]
-    out += [line for s in program.sources for line in _wrap(s, "  ", "    ")] or ["  none"]
+    out += [line for s in entry.sources for line in _wrap(s, "  ", "    ")] or ["  none"]
+    return out
+
+
+def _show_manual(entry: ManualEntry, kind: str) -> list[str]:
+    """``acustim show`` of a manual-acupuncture entry: points, why no EA, and the rest."""
+    out = [f"{entry.name}: {entry.title} ({kind}, manual acupuncture: no current)"]
+    out += _wrap(f"indication: {entry.indication}", "  ")
+    out += _wrap(f"why no EA: {entry.why_no_ea}", "  ")
+    out.append("  cannot be run: acustim run and the app refuse it; no channel, no current")
+    if entry.source_path:
+        out.append(f"  file: {entry.source_path}")
+    if entry.description.strip():
+        out += ["", "About"]
+        for k, paragraph in enumerate(entry.description.strip().split("\n\n")):
+            out += ([""] if k else []) + _wrap(paragraph, "  ")
+    out += ["", "Points (needled by hand, no current)", f"  {' '.join(entry.points)}"]
+    out += _point_lines(entry.points)
+    out += _tail(entry)
     return out
 
 
@@ -280,7 +339,7 @@ def _show(program: Program, kind: str, report: PlacementReport | None, error: st
 
 def cmd_programs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from safety.placement import PlacementError
-    from waveforms.builtin import builtin_programs, load_user_programs
+    from waveforms.builtin import builtin_programs, load_user_programs, manual_entries
 
     user = load_user_programs()
     bad = [str(e) for e in user.errors]
@@ -300,7 +359,16 @@ def cmd_programs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{program.name:<30} {minutes:>4.0f} min  {program.title}  [{tags}]", file=out)
         channels = "; ".join(f"{c.name}: {' '.join(c.sites)}" for c in program.channels)
         print(f"{'':<30}            {channels}", file=out)
-    if not shown:
+    manual = [(e, "") for e in manual_entries()] + [(e, "user") for e in user.manual]
+    manual = [(e, mark) for e, mark in manual if text is None or matches_indication(e, text)]
+    if manual:
+        print("", file=out)
+        print("manual acupuncture entries: points only, no current; never run", file=out)
+        for entry, mark in manual:
+            tags = ", ".join(t for t in (mark, "manual, no current") if t)
+            print(f"  {entry.name:<31} {entry.title}  [{tags}]", file=out)
+            print(f"  {'':<31} points: {' '.join(entry.points)}", file=out)
+    if not shown and not manual:
         print(f"no program matches --indication {text!r}", file=out)
     for line in bad:
         print(f"acustim: {line}", file=err)
@@ -309,8 +377,13 @@ def cmd_programs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from safety.placement import PlacementError
+    from waveforms.program import ManualEntry
 
     program, kind = _lookup(args.name)
+    if isinstance(program, ManualEntry):
+        for line in _show_manual(program, kind):
+            print(line, file=out)
+        return EXIT_OK
     error = ""
     report: PlacementReport | None = None
     try:
@@ -329,14 +402,25 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from safety.placement import PlacementError
     from waveforms.acupoints import AcupointError
     from waveforms.builtin import check_user_program, user_programs_dir
+    from waveforms.files import load_entry
+    from waveforms.program import ManualEntry
 
     bad = 0
     folder = user_programs_dir().resolve()
     for path in args.files:
         try:
-            program, report = load_checked(path)
+            entry = load_entry(path)
             if Path(path).resolve().parent == folder:
-                check_user_program(Path(path), program)  # its name is its file name
+                check_user_program(Path(path), entry)  # its name is its file name
+            if isinstance(entry, ManualEntry):
+                count = len(entry.points)
+                print(
+                    f"{path}: ok ({entry.name}, manual acupuncture: {count} point"
+                    f"{'' if count == 1 else 's'}, no current; cannot be run)",
+                    file=out,
+                )
+                continue
+            program, report = entry, check_program(entry)
         except (ProgramError, PlacementError, AcupointError) as exc:
             print(f"acustim: {exc}", file=err)
             bad += 1
@@ -387,9 +471,14 @@ def register(sub: Any) -> None:
 
     show = sub.add_parser(
         "show",
-        help="show a program: placement, timeline, cautions, evidence and sources",
+        help="show a program (placement, timeline, cautions, evidence and sources) or a "
+        "manual-acupuncture entry (points and why no EA)",
     )
-    show.add_argument("name", metavar="NAME", help="a built-in or user program, or a .toml file")
+    show.add_argument(
+        "name",
+        metavar="NAME",
+        help="a built-in or user program or manual entry, or a .toml file",
+    )
     show.set_defaults(func=cmd_show)
 
     validate = sub.add_parser(

@@ -103,6 +103,7 @@ def test_midline_points_take_m_and_bilateral_points_take_l_or_r() -> None:
         "GV26",
         "CV24",
         "CV17",
+        "EX-HN3",
     }
 
 
@@ -113,12 +114,12 @@ def test_the_points_over_or_next_to_the_eye_are_marked_for_refusal() -> None:
     # on or inside the socket rim: the eyebrow points (BL2, Yuyao, TE23), the canthus points
     # (BL1, GB1) and the points below the eye (ST1, and ST2 a finger-width under the rim)
     assert eye == {"BL1", "BL2", "EX-HN4", "TE23", "GB1", "ST1", "ST2"}
-    assert near == {"GB14", "EX-HN5"}
+    assert near == {"GB14", "EX-HN5", "EX-HN3"}
     neck = {c for c, p in catalogue.items() if "front-of-neck" in p.hazards}
     assert neck == {"ST9", "LI18", "SI17"}
     thorax = {c for c, p in catalogue.items() if "thorax" in p.hazards}
     assert thorax == {"CV17", "LU1", "BL15"}
-    assert {c for c, p in catalogue.items() if "pregnancy" in p.hazards} == {"LI4", "SP6"}
+    assert {c for c, p in catalogue.items() if "pregnancy" in p.hazards} == {"LI4", "SP6", "GB21"}
     for point in catalogue.values():
         assert set(point.hazards) <= set(HAZARDS)
         if point.hazards and set(point.hazards) != {"pregnancy"}:

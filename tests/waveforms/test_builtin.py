@@ -24,13 +24,19 @@ from waveforms import (
     validate_program,
 )
 from waveforms.acupoints import load_catalogue, parse_site
-from waveforms.files import CORE_EVIDENCE, parse_program
+from waveforms.builtin import manual_names, needle_variant_of
+from waveforms.files import CORE_EVIDENCE, parse_entry, parse_program
 
 NAMES = builtin_names()
 CATALOGUE = load_catalogue()
 #: The issue's indications, each with the programs that serve it.
 INDICATIONS = {
-    "TMJ disorder": ["tmj-jaw-pain-left", "tmj-jaw-pain-right"],
+    "TMJ disorder": [
+        "tmj-jaw-pain-left",
+        "tmj-jaw-pain-right",
+        "tmj-jaw-pain-needle-left",
+        "tmj-jaw-pain-needle-right",
+    ],
     "facial muscle tension": ["facial-muscle-tension"],
     "tension-type headache": ["tension-headache"],
     "Bell's palsy, subacute": ["bells-palsy-subacute-left", "bells-palsy-subacute-right"],
@@ -38,7 +44,10 @@ INDICATIONS = {
     "trigeminal / facial nerve pain": [
         "trigeminal-facial-pain-left",
         "trigeminal-facial-pain-right",
+        "trigeminal-facial-pain-needle-left",
+        "trigeminal-facial-pain-needle-right",
     ],
+    "migraine prophylaxis": ["migraine-prophylaxis-left", "migraine-prophylaxis-right"],
     "facial rejuvenation": ["facial-rejuvenation"],
     "combined release and rejuvenation": ["combined-release-rejuvenation"],
     "2/100 Hz analgesia": ["han-2-100-analgesia"],
@@ -47,6 +56,8 @@ INDICATIONS = {
 #: any of their indications (safety.md 4a-4e: UNCONFIRMED).
 FACE_PROGRAMS = [n for n in NAMES if n != "han-2-100-analgesia"]
 MIRRORED = [n.removesuffix("-left") for n in NAMES if n.endswith("-left")]
+#: The needle variants, each with the pad program it is made from.
+VARIANTS = {n: n.replace("-needle", "") for n in NAMES if "-needle" in n}
 
 
 def test_the_library_covers_every_indication_of_the_issue() -> None:
@@ -55,11 +66,18 @@ def test_the_library_covers_every_indication_of_the_issue() -> None:
     assert sorted(n for names in INDICATIONS.values() for n in names) == NAMES
 
 
-def test_builtin_names_list_the_shipped_toml_files() -> None:
+def test_builtin_names_list_the_shipped_program_files_and_their_needle_variants() -> None:
     library = resources.files("waveforms").joinpath("library")
-    files = sorted(e.name for e in library.iterdir() if e.name.endswith(".toml"))
+    files = sorted(
+        e.name.removesuffix(".toml") for e in library.iterdir() if e.name.endswith(".toml")
+    )
+    programs = [f for f in files if f not in manual_names()]
 
-    assert [f.removesuffix(".toml") for f in files] == NAMES
+    assert sorted([*programs, *VARIANTS]) == NAMES
+    assert sorted([*programs, *manual_names()]) == files
+    assert set(VARIANTS.values()) <= set(programs)
+    assert all(load_builtin(base).needle_variant for base in VARIANTS.values())
+    assert not set(manual_names()) & set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -69,16 +87,30 @@ def test_every_builtin_loads_and_validates(name: str) -> None:
     validate_program(program)
     assert program.name == name
     assert program.source_path is not None
-    assert program.source_path.endswith(f"{name}.toml")
+    assert program.source_path.endswith(f"{VARIANTS.get(name, name)}.toml")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_builtin_is_the_same_program_when_parsed_from_its_text(name: str) -> None:
-    resource = resources.files("waveforms").joinpath("library", f"{name}.toml")
+    base = VARIANTS.get(name, name)
+    resource = resources.files("waveforms").joinpath("library", f"{base}.toml")
 
-    parsed = parse_program(resource.read_text(encoding="utf-8"), name)
+    parsed = parse_program(resource.read_text(encoding="utf-8"), base)
+    if name in VARIANTS:
+        parsed = needle_variant_of(parsed)
 
     assert parsed == replace(load_builtin(name), source_path=None)
+
+
+@pytest.mark.parametrize("name", manual_names())
+def test_every_manual_entry_is_the_same_entry_when_parsed_from_its_text(name: str) -> None:
+    from waveforms.builtin import load_manual
+
+    resource = resources.files("waveforms").joinpath("library", f"{name}.toml")
+
+    parsed = parse_entry(resource.read_text(encoding="utf-8"), name)
+
+    assert parsed == replace(load_manual(name), source_path=None)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -99,7 +131,14 @@ def test_every_pair_is_two_sites_on_one_side_in_one_region(name: str) -> None:
         assert len({side for _, side in points}) == 1, channel.sites
         assert all(side in "LR" for _, side in points), channel.sites
         regions = {point.region for point, _ in points}
-        assert regions in ({"face"}, {"head"}, {"face", "head"}, {"head", "neck"}, {"leg"})
+        assert regions in (
+            {"face"},
+            {"head"},
+            {"neck"},
+            {"face", "head"},
+            {"head", "neck"},
+            {"leg"},
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
