@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ from PySide6.QtWidgets import (
 )
 
 from acustim import (
-    CAVEAT_KINDS,
     SHOWN_BEFORE_START,
     AcustimError,
     Device,
@@ -56,6 +55,7 @@ from acustim import (
     ItemKind,
     Pending,
     Program,
+    ScreeningQuestion,
     Session,
     SessionLimits,
     StartPlan,
@@ -94,7 +94,10 @@ CLOSE_WAIT_S = 3.0
 
 Confirm = Callable[[str, str], bool]
 Sound = Callable[[str], None]
-ScreeningAsk = Callable[[str | None], tuple[dict[str, bool], list[str]] | None]
+#: (patient code, the questions to ask: the plan's) -> (answers, acknowledged), None: cancelled
+ScreeningAsk = Callable[
+    [str | None, Sequence[ScreeningQuestion]], tuple[dict[str, bool], list[str]] | None
+]
 OnsetAsk = Callable[[Program], int | None]
 #: Link states in which a session may start. "idle": the engine closes the link when a
 #: session ends and the next session opens it again (with the device's limits, then zero).
@@ -189,7 +192,7 @@ class MainWindow(QMainWindow):
         self.bridge = Bridge(self)
         self.confirm: Confirm = confirm or ask(self)
         self.ask_screening: ScreeningAsk = screening or (
-            lambda patient: ask_screening(self, patient)
+            lambda patient, questions: ask_screening(self, patient, questions)
         )
         self.ask_onset: OnsetAsk = onset or self._ask_onset_days
         self.sound: Sound = sound or _beep
@@ -696,7 +699,7 @@ class MainWindow(QMainWindow):
         answers: dict[str, bool] | None = None
         acknowledged: list[str] = []
         if Pending.SCREENING in plan.pending:
-            asked = self.ask_screening(plan.patient)
+            asked = self.ask_screening(plan.patient, plan.questions)
             if asked is None:
                 self.log.add("cancelled", "start cancelled: screening not answered")
                 return
@@ -789,7 +792,7 @@ class MainWindow(QMainWindow):
         """Ask for an explicit yes to the plan's items that need one and to every warning
         (placement, current between channels, the onset rule); the device's other caveats are
         listed with them. True if there is nothing to confirm."""
-        to_confirm = [i for i in plan.items if i.confirm or i.kind not in CAVEAT_KINDS]
+        to_confirm = plan.needs_yes
         if not to_confirm:
             return True
         runs_on = bool(plan.of_kind(ItemKind.RUNS_ON))

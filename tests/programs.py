@@ -19,7 +19,12 @@ from waveforms.program import Program
 #: channel A on the left ST6/ST7 pair
 LEFT = {"A": ("ST6-L", "ST7-L")}
 #: channel A on the left ST6/ST7 pair, channel B on the right one
-BOTH = {"A": ("ST6-L", "ST7-L"), "B": ("ST6-R", "ST7-R")}
+#: two channels on one side of the face: a pair across the head (left to right) is refused on
+#: devices whose outputs are not isolated from each other (every simulator but the ET-312)
+BOTH = {"A": ("ST6-L", "ST7-L"), "B": ("SI19-L", "ST5-L")}
+#: two channels on the left forearm and hand: no head ceiling applies (an uncalibrated device
+#: keeps head, face and neck sites at 25 % of its scale), so a test may use the device's scale
+ARMS = {"A": ("PC6-L", "TE5-L"), "B": ("LI11-L", "LI4-L")}
 
 
 def continuous_toml(

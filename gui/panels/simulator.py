@@ -8,7 +8,7 @@ emits ``fault_injected`` with one sentence for the event log, saying what was do
 the simulator shows after it.
 
 The simulator lives on the engine's IO thread and is not thread-safe, so every call to it is
-made on the IO loop (``engine.io.call``), never from the GUI thread; the link is dropped with
+made on the IO loop (``Device.on_simulator``), never from the GUI thread; the link is dropped with
 ``Device.drop_link``, which does the same. The panel decides nothing about safety: what the
 session does about a fault is the runner's and the guard's, shown by the rest of the window.
 No button has a keyboard shortcut (Space and Esc are STOP).
@@ -317,14 +317,13 @@ class SimulatorPanel(Card):
         label = fault.label if not fault.checkable or checked else f"{fault.label} ended"
         try:
             if fault.call is None:
-                was_open = bool(device.transport.is_open)
+                was_open = device.link_open
                 device.drop_link("link lost (simulated from the fault panel)")
                 effect = "the link is down" if was_open else "the link was already down"
             else:
                 call = fault.call if not fault.checkable or checked else fault.undo
                 assert call is not None
-                sim = device.simulator
-                effect = device.engine.io.call(lambda: call(sim), timeout_s=IO_TIMEOUT_S)
+                effect = device.on_simulator(call, timeout_s=IO_TIMEOUT_S)
         except Exception as exc:  # a fault that fails is told, never a traceback
             if fault.checkable:
                 button = self.buttons.get(fault.key)

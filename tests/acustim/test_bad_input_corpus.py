@@ -167,7 +167,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = main(
         [
             "run",
-            "facial-muscle-tension",
+            "tmj-jaw-pain-left",
             "--device",
             "sim:coyote3",
             "--virtual-time",
@@ -394,7 +394,12 @@ SCREENING_CASES = (
             ("scr-deep5000.toml", "deep =", ("arrays nested 5000 levels deep",)),
             ("scr-deep-inline.toml", "deep =", ("nested 400 levels deep",)),
             ("scr-long-int.toml", "pacemaker = 1", ("a number of 5000 digits is too long",)),
-            ("scr-unanswered.toml", "pacemaker =", ('answers.pacemaker = "?" is not answered',)),
+            # the template asks the day-of part first
+            (
+                "scr-unanswered.toml",
+                "skin_broken =",
+                ('answers.skin_broken = "?" is not answered',),
+            ),
             ("scr-string.toml", "pacemaker =", ('answers.pacemaker = "no" is not answered',)),
             ("scr-unknown.toml", "frobnication", ('"frobnication" is not a question', "pacemaker")),
             ("scr-long-key.toml", "kkkk", ('"kkkk', '..." is not a question')),
@@ -488,7 +493,7 @@ LEVEL_CASES = [
     Case("level-long-name", run(TMJ, "--level", "ABCDEFGHI=5"), (CHANNEL_RULE, "1..8 letters")),
     Case("level-huge-name", run(TMJ, "--level", "N" * 10_000 + "=5"), (CHANNEL_RULE, "NNN...'")),
     Case("level-unknown-channel", run(TMJ, "--level", "B=3"), ("has channel A",)),
-    Case("level-over-ceiling", run(TMJ, "--level", "A=201"), ("allowed 0..80 du",)),
+    Case("level-over-ceiling", run(TMJ, "--level", "A=201"), ("allowed 0..50 du",)),
     Case("level-twice", run(TMJ, "--level", "A=3", "--level", "A=4"), ("given twice",)),
 ]
 

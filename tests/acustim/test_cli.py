@@ -32,13 +32,11 @@ def test_run_on_the_simulator_completes_and_records(tmp_path: Path) -> None:
     store = tmp_path / "r.sqlite3"
     code, out, err = run_cli(
         "run",
-        "han-2-100-analgesia",
+        "migraine-prophylaxis-left",
         "--device",
         "sim:coyote3",
         "--level",
         "A=20",
-        "--level",
-        "B=15",
         "--duration",
         "30",
         "--virtual-time",
@@ -46,7 +44,7 @@ def test_run_on_the_simulator_completes_and_records(tmp_path: Path) -> None:
         str(store),
     )
     assert code == 0, err
-    assert "han-2-100-analgesia" in out
+    assert "migraine-prophylaxis-left" in out
     assert "soft start 4 du/s" in out
     assert "completed: session completed" in out
     assert "recorded as session 1" in out
@@ -61,12 +59,13 @@ def test_run_on_the_simulator_completes_and_records(tmp_path: Path) -> None:
     ("argv", "message"),
     [
         (["run", "nosuch"], 'program name = "nosuch" is unknown'),
-        # tmj-jaw-pain-left's ceiling is 40 % of the Coyote 3's 200 du
-        (["run", "tmj-jaw-pain-left", "--level", "A=201"], r"allowed 0..80 du"),
+        # tmj-jaw-pain-left's ceiling is 40 % of the Coyote 3's 200 du, lowered to 25 % (face
+        # sites on an uncalibrated device)
+        (["run", "tmj-jaw-pain-left", "--level", "A=201"], r"allowed 0..50 du"),
         (["run", "tmj-jaw-pain-left", "--level", "A=x"], "write CHANNEL=WHOLE_NUMBER"),
         (["run", "tmj-jaw-pain-left", "--level", "B=3"], "has channel A"),
         (["run", "tmj-jaw-pain-left", "--level", "A=3", "--level", "A=4"], "given twice"),
-        (["run", "tmj-jaw-pain-left", "--ceiling", "A=300"], r"allowed 0..80 du"),
+        (["run", "tmj-jaw-pain-left", "--ceiling", "A=300"], r"allowed 0..50 du"),
         (["run", "tmj-jaw-pain-left", "--duration", "-5"], "must be > 0"),
         (["run", "tmj-jaw-pain-left", "--duration", "99999"], "session length"),
         (["run", "tmj-jaw-pain-left", "--ramp", "0.5"], "ramp rate"),
@@ -149,7 +148,7 @@ def start_cli(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
             "run",
             "tmj-jaw-pain-left",
             "--level",
-            "A=80",
+            "A=50",
             "--ramp",
             "0.05",
             "--quiet",

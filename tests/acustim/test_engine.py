@@ -18,11 +18,11 @@ from firmware_bridge.codecs import coyote3 as C
 from firmware_bridge.errors import UnknownDeviceError
 from firmware_bridge.link import SimulatorLink
 from safety import LimitError
-from tests.programs import BOTH, continuous
+from tests.programs import ARMS, continuous
 from waveforms.errors import ProgramError
 
 SHORT = continuous(
-    name="short-test", title="Short test", duration_s=20, frequency_hz=50, channels=BOTH
+    name="short-test", title="Short test", duration_s=20, frequency_hz=50, channels=ARMS
 )
 
 
@@ -96,7 +96,7 @@ def test_the_record_holds_every_frame_the_device_was_sent(engine: Engine) -> Non
     assert events[-1] == "end"
     info = engine.store.session(session.session_id or -1)
     assert info.outcome == "completed"
-    assert info.meta["channels"][0]["sites"] == ["ST6-L", "ST7-L"]  # type: ignore[index]
+    assert info.meta["channels"][0]["sites"] == ["PC6-L", "TE5-L"]  # type: ignore[index]
 
 
 def test_bad_levels_are_refused_before_anything_is_sent(engine: Engine) -> None:

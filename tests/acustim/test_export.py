@@ -55,7 +55,7 @@ sites = ["ST7-L", "ST6-L"]
 
 [[channels]]
 name = "B"
-sites = ["ST7-R", "ST6-R"]
+sites = ["SI19-L", "ST5-L"]
 """
 
 

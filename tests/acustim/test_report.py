@@ -78,7 +78,7 @@ sites = ["ST7-L", "ST6-L"]
 
 [[channels]]
 name = "B"
-sites = ["ST7-R", "ST6-R"]
+sites = ["SI19-L", "ST5-L"]
 """
 STRICTA = {"style": "TCM", "practitioner": "licensed acupuncturist, 12 years"}
 SCREENING = {"pacemaker": False, "pregnant": False, "epilepsy": None}
@@ -216,7 +216,7 @@ def test_the_report_lists_the_stricta_items_that_apply(
     ]
     assert items["1a"].value == "TCM"
     assert "report-test (Report test): tests of the session report" in items["1b"].value
-    assert items["2b"].value == "A: ST7-L - ST6-L; B: ST7-R - ST6-R (bilateral)"
+    assert items["2b"].value == "A: ST7-L - ST6-L; B: SI19-L - ST5-L (unilateral, left)"
     assert items["2e"].value.startswith("electrical, sim:pulsepal")
     assert items["5"].value == "licensed acupuncturist, 12 years"
     # needle items do not apply to pads, and say so
@@ -236,8 +236,10 @@ def test_the_report_shows_patient_screening_notes_and_how_the_session_ended(
 ) -> None:
     page = html["pulsepal"]
     assert "patient P-0042" in page
-    assert '<tr><th width="28%">pacemaker</th><td>no</td></tr>' in page
-    assert '<tr><th width="28%">epilepsy</th><td>not answered</td></tr>' in page
+    # each question in words, never its key (the screening section, in words)
+    assert "<tr><td>Does the patient have a cardiac pacemaker?</td><td>no</td>" in page
+    assert "<tr><td>Does the patient have epilepsy?</td><td>not answered</td>" in page
+    assert "<td>pacemaker</td>" not in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert "<script>" not in page
     assert reports["pulsepal"].outcome_text == "completed: session completed"

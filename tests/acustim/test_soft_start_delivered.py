@@ -24,7 +24,7 @@ electrode = "pad"
 
 [[channels]]
 name = "A"
-sites = ["ST6-L", "ST7-L"]
+sites = ["PC6-L", "TE5-L"]  # the forearm: the device's whole scale (no head ceiling)
 """
 
 SILENCE_THEN_FULL = (

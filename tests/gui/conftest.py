@@ -56,7 +56,7 @@ def open_window(
     program: str = "tmj-jaw-pain-left",
     device: str = "sim:coyote3",
     confirm: Callable[[str, str], bool] | None = None,
-    screening: Callable[[str | None], tuple[dict[str, bool], list[str]] | None] | None = None,
+    screening: Callable[[str | None, Any], tuple[dict[str, bool], list[str]] | None] | None = None,
 ) -> MainWindow:
     app = QApplication.instance()
     assert isinstance(app, QApplication)

@@ -501,7 +501,7 @@ def test_history_opens_and_lists_the_recorded_session(qtbot: QtBot, engine: Engi
 
 
 def test_screening_cancelled_means_no_session(qtbot: QtBot, engine: Engine) -> None:
-    window = open_window(qtbot, engine, screening=lambda _patient: None)
+    window = open_window(qtbot, engine, screening=lambda _patient, _questions: None)
     window.patient.setText("P-0043")
     window.start_session()
     assert window.session is None
