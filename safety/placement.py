@@ -566,15 +566,17 @@ def require_safe_placement(
 def sites_with_hazard(
     program: Program, catalogue: Mapping[str, Acupoint], hazard: str
 ) -> tuple[str, ...]:
-    """The program's sites whose point carries ``hazard`` (e.g. "pregnancy"), in order;
-    sites that are not catalogued are left out (``check_placement`` refuses them)."""
+    """The program's sites whose point carries ``hazard`` (e.g. "pregnancy"), in order: the
+    channels' sites, then the points needled by hand (``manual_points``: no current, but the
+    hazard of a point is its own); sites that are not catalogued are left out
+    (``check_placement`` refuses them)."""
     found: list[str] = []
-    for channel in program.channels:
-        for text in channel.sites:
-            try:
-                point, _side = resolve_site(text, catalogue)
-            except AcupointError:
-                continue
-            if hazard in point.hazards and text not in found:
-                found.append(text)
+    sites = [text for channel in program.channels for text in channel.sites]
+    for text in (*sites, *program.manual_points):
+        try:
+            point, _side = resolve_site(text, catalogue)
+        except AcupointError:
+            continue
+        if hazard in point.hazards and text not in found:
+            found.append(text)
     return tuple(found)

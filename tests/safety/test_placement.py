@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -367,3 +368,13 @@ def test_sites_with_a_hazard_are_listed_once_in_order() -> None:
 
     assert sites_with_hazard(legs, CATALOGUE, "pregnancy") == ("SP6-L", "LI4-R")
     assert sites_with_hazard(legs, CATALOGUE, "eye") == ()
+
+
+def test_a_manual_point_with_a_hazard_is_listed_too() -> None:
+    """A point needled by hand carries no current, but its hazard (pregnancy) is its own: the
+    screening must see it."""
+    legs = program(("ST36-L", "ST36-R"))
+    by_hand = dataclasses.replace(legs, manual_points=("LI4-L", "ST36-L", "LI4-L"))
+
+    assert sites_with_hazard(legs, CATALOGUE, "pregnancy") == ()
+    assert sites_with_hazard(by_hand, CATALOGUE, "pregnancy") == ("LI4-L",)
