@@ -7,6 +7,8 @@ sessions are recorded), or the path of a store, which is opened read-only on eve
 temporary file (0600, in a 0700 directory removed when the widget goes) and opens it with
 ``QDesktopServices`` (the browser). "Save report..." and "Print..." are ``gui.reports``'s;
 a file that cannot be written is one message under the list, never a traceback.
+"Outcomes & STRICTA…" and "Courses…" open ``gui.clinical``'s dialogs for the selected
+session (outcome measures, adverse events, STRICTA items and defaults; treatment courses).
 
 ``NotesEditor`` shows a recorded session's notes and saves changes through
 ``RecordStore.set_session_notes(session_id, notes)`` where the store has it; where it does
@@ -48,6 +50,7 @@ from PySide6.QtWidgets import (
 from acustim import AcustimError
 from acustim.records import RecordStore, SessionInfo, validate_patient_code
 from acustim.report import build_report, write_html
+from gui.clinical import CoursesDialog, SessionRecordDialog
 from gui.reports import PathChooser, PrintSetup, print_report, save_report
 
 COLUMNS = ("Session", "Started", "Length", "Patient", "Program", "Device", "Outcome")
@@ -339,9 +342,19 @@ class HistoryView(QWidget):
         self.print_button = QPushButton("Print…")
         self.print_button.setToolTip("print this session's report")
         self.print_button.setAccessibleName("Print the selected session's report")
+        # gui.clinical: what the practitioner enters around the selected session
+        self.clinical_button = QPushButton("Outcomes && STRICTA…")
+        self.clinical_button.setToolTip(
+            "enter this session's outcome measures, adverse events and STRICTA items"
+        )
+        self.clinical_button.setAccessibleName("Outcomes, adverse events and STRICTA items")
+        self.courses_button = QPushButton("Courses…")
+        self.courses_button.setToolTip("the patient's treatment courses; put this session in one")
+        self.courses_button.setAccessibleName("Treatment courses of the selected session's patient")
+        self.clinical_dialog: SessionRecordDialog | CoursesDialog | None = None
         actions = QHBoxLayout()
         actions.addWidget(self.status, 1)
-        for button in (self.open_button, self.save_button, self.print_button):
+        for button in self._session_buttons():
             button.setEnabled(False)
             actions.addWidget(button)
         self.notes = NotesEditor(store)
@@ -361,6 +374,8 @@ class HistoryView(QWidget):
         self.open_button.clicked.connect(self.open_report)
         self.save_button.clicked.connect(lambda: self.save_report())
         self.print_button.clicked.connect(lambda: self.print_report())
+        self.clinical_button.clicked.connect(lambda: self.open_session_record())
+        self.courses_button.clicked.connect(lambda: self.open_courses())
         self.notes.notes_saved.connect(self._notes_saved)
         self.refresh()
 
@@ -462,11 +477,53 @@ class HistoryView(QWidget):
 
     def _selection_changed(self) -> None:
         session_id = self.selected_session_id()
-        for button in (self.open_button, self.save_button, self.print_button):
+        for button in self._session_buttons():
             button.setEnabled(session_id is not None)
         if session_id != self.notes.session_id:
             info = next((i for i in self._sessions if i.id == session_id), None)
             self.notes.set_session(session_id, None if info is None else info.notes)
+
+    def _session_buttons(self) -> tuple[QPushButton, ...]:
+        return (
+            self.open_button,
+            self.save_button,
+            self.print_button,
+            self.clinical_button,
+            self.courses_button,
+        )
+
+    # --- outcomes, adverse events, STRICTA, courses (gui.clinical) ------------------------
+
+    def open_session_record(self) -> SessionRecordDialog | None:
+        """The selected session's outcomes, adverse events and STRICTA items (a window-modal
+        dialog; returned, and kept in ``clinical_dialog``)."""
+        session_id = self.selected_session_id()
+        if session_id is None:
+            return None
+        self._drop_clinical_dialog()
+        dialog = SessionRecordDialog(self._store, session_id, self)
+        self.clinical_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def open_courses(self) -> CoursesDialog | None:
+        """The selected session's patient's treatment courses, and a new course or a link
+        for the session (window-modal; kept in ``clinical_dialog``)."""
+        session_id = self.selected_session_id()
+        if session_id is None:
+            return None
+        self._drop_clinical_dialog()
+        dialog = CoursesDialog(self._store, session_id, self)
+        self.clinical_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _drop_clinical_dialog(self) -> None:
+        """The dialog opened before goes (it is closed: the dialogs are window-modal)."""
+        if self.clinical_dialog is not None:
+            self.clinical_dialog.close()
+            self.clinical_dialog.deleteLater()
+            self.clinical_dialog = None
 
     def _notes_saved(self, session_id: int, notes: str) -> None:
         self._sessions = [

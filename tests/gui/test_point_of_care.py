@@ -182,7 +182,8 @@ def test_the_big_figure_is_the_delivered_output_with_the_target_beside_it(
     qtbot.waitUntil(lambda: card.live.text() == "20", timeout=20000)
     assert delivered_on_device() == pytest.approx(20, abs=1)
     assert card.live_unit.text() == "du delivered"
-    assert "Hz" in card.mode.text() and "µs" in card.mode.text()
+    # the Coyote 3 sets its own pulse width: the card says so rather than the program's
+    assert "20 Hz" in card.mode.text() and "pulse width set by the device" in card.mode.text()
 
 
 # --- mouse: no accidental raise ------------------------------------------------------------------
@@ -539,3 +540,17 @@ def test_the_last_session_report_is_saved_from_the_window(
     assert target.is_file()
     assert "gui-test-flat" in target.read_text(encoding="utf-8")
     assert any("saved to" in line for line in window.log.lines())
+
+
+def test_the_mode_in_words_names_the_rate_and_the_width_only_where_delivered() -> None:
+    from acustim import ChannelStatus
+    from gui.panels.channels import mode_words
+
+    on = ChannelStatus("A", 12, 12, 50, "2/100 Hz dense-disperse", None, 12.0, 100.0, 200.0)
+    assert mode_words(on) == "2/100 Hz dense-disperse · 100 Hz · 200 µs pulses"
+    assert mode_words(on, width_known=False) == (
+        "2/100 Hz dense-disperse · 100 Hz · pulse width set by the device"
+    )
+    silent = ChannelStatus("A", 0, 0, 50, "ramp", None, 0.0, 2.0, 200.0)
+    assert mode_words(silent) == "ramp · no output"
+    assert mode_words(None) == "—"

@@ -59,8 +59,9 @@ def test_the_window_opens_connected_to_the_simulator_with_the_programs_channels(
     assert window.device_panel.link.text() == "● Connected"
     assert list(window.channels.cards) == ["A"]  # tmj-jaw-pain-left has one channel
     card = window.channels.cards["A"]
-    # the program's ceiling: 40 % of the Coyote 3's 200 du
-    assert card.ceiling.maximum() == 80 and card.slider.maximum() == 80
+    # the program's ceiling, 40 % of the Coyote 3's 200 du, lowered to 25 % for face sites on
+    # an uncalibrated device
+    assert card.ceiling.maximum() == 50 and card.slider.maximum() == 50
     assert card.slider.value() == 0
     assert window.header.start_button.isEnabled()
     assert not window.header.pause_button.isEnabled()
@@ -476,7 +477,7 @@ def test_a_name_as_patient_code_is_refused_before_anything_starts(
 def test_history_opens_and_lists_the_recorded_session(qtbot: QtBot, engine: Engine) -> None:
     asked: list[str | None] = []
 
-    def screening(patient: str | None) -> tuple[dict[str, bool], list[str]]:
+    def screening(patient: str | None, _questions: object) -> tuple[dict[str, bool], list[str]]:
         asked.append(patient)
         return {q.key: False for q in SCREENING_QUESTIONS}, []
 
