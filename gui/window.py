@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -39,6 +40,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QTabWidget,
     QTextEdit,
@@ -273,9 +275,16 @@ class MainWindow(QMainWindow):
         self.side_tabs.addTab(self.simulator_panel, "Simulator")
         self.side_tabs.setTabVisible(2, False)
         notes_card.body.addWidget(self.side_tabs, 1)
-        self.device_panel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-        self.device_panel.setMinimumHeight(self.device_panel.sizeHint().height())
-        left.addWidget(self.device_panel)
+        # on a short screen the device's details scroll rather than overlap
+        device_scroll = QScrollArea()
+        device_scroll.setWidget(self.device_panel)
+        device_scroll.setWidgetResizable(True)
+        device_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        device_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        device_scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.device_scroll = device_scroll
+        notes_card.setMinimumHeight(110)
+        left.addWidget(device_scroll)
         left.addWidget(notes_card, 1)
         left_box = QWidget()
         left_box.setLayout(left)
@@ -646,9 +655,12 @@ class MainWindow(QMainWindow):
             f"Output rises at most {rise:g} du/s and falls at once · keys on a slider: "
             f"±{step} du, PageUp/PageDown ±{10 * step} du"
         )
-        for item in plan.of_kind(ItemKind.RUNS_ON):
+        if plan.of_kind(ItemKind.RUNS_ON):  # the whole text is in the confirmation
             self.header.banner.show_message(
-                f"{sentence(item.text)} You will be asked to confirm before the session.", "warn"
+                f"{profile.name} keeps stimulating if this computer or app stops: keep the "
+                "device's own off switch within reach. You will be asked to confirm before "
+                "the session.",
+                "warn",
             )
         notes = plan.of_kind(ItemKind.DEVICE_PULSE_WIDTH, ItemKind.PULSE_WIDTH)
         self.program_panel.set_device_note("\n".join(sentence(item.text) for item in notes))

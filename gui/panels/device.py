@@ -151,9 +151,8 @@ class DevicePanel(Card):
             self.silent.setText("KEEPS STIMULATING")
             set_colour(self.silent, theme.DANGER_DARK)
             self.warning.setText(
-                f"⚠ {profile.name} keeps stimulating if this computer or app stops. "
-                "Keep the device's own off switch within reach; you will be asked to "
-                "confirm before each session."
+                f"⚠ {profile.name} keeps stimulating if this app stops: keep its own off "
+                "switch within reach."
             )
             self.warning.show()
         self.battery.setText("—")

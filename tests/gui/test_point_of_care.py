@@ -421,6 +421,9 @@ def test_the_window_fits_a_laptop_screen_with_stop_and_status_in_view(
         assert widget.isVisible()
     for card in window.channels.cards.values():
         assert card.slider.isVisible() and card.slider.width() >= 80
+    # the device's details scroll on a short screen; they are never squeezed into each other
+    panel = window.device_panel
+    assert panel.height() >= panel.minimumSizeHint().height()
     output = window.plots.output_plot
     assert output is not None and output.isVisible()
     assert output.vb.height() >= 80, "the output plot stays legible"
