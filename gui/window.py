@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -172,6 +172,17 @@ class _KeyGuard(QObject):
         return True
 
 
+class _FittingScroll(QScrollArea):
+    """A scroll area that asks for all of its widget's height (and scrolls only when the
+    window cannot give it)."""
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().sizeHint()
+        return inner.sizeHint() + QSize(2 * self.frameWidth(), 2 * self.frameWidth())
+
+
 class MainWindow(QMainWindow):
     """One window, one engine, one device at a time, one session at a time."""
 
@@ -276,7 +287,7 @@ class MainWindow(QMainWindow):
         self.side_tabs.setTabVisible(2, False)
         notes_card.body.addWidget(self.side_tabs, 1)
         # on a short screen the device's details scroll rather than overlap
-        device_scroll = QScrollArea()
+        device_scroll = _FittingScroll()
         device_scroll.setWidget(self.device_panel)
         device_scroll.setWidgetResizable(True)
         device_scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -484,6 +495,7 @@ class MainWindow(QMainWindow):
                 said = f": {identity.describe()}"
             self.log.add("connected", f"connected to {device.profile.name} ({spec}){said}", "ok")
         self._show_simulator(self.device)
+        self.device_scroll.updateGeometry()  # the panel's height changed with its device
         self._preview()
         self._update_controls()
 
