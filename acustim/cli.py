@@ -19,7 +19,17 @@ from typing import TextIO
 # stack inside the command that uses it, so ``acustim --help`` starts fast
 # (``tests/acustim/test_cli_startup.py``, ``python -m bench --only cli_startup``).
 from acustim import __version__
-from acustim.commands import course, devices, gui, library, records, run, screening, simulate
+from acustim.commands import (
+    calibrate,
+    course,
+    devices,
+    gui,
+    library,
+    records,
+    run,
+    screening,
+    simulate,
+)
 from acustim.commands._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAULT,
@@ -32,7 +42,7 @@ from acustim.commands._common import (
 from waveforms.errors import AcustimError
 
 #: every command module, in the order --help lists them
-COMMANDS = (run, gui, library, records, course, screening, devices, simulate)
+COMMANDS = (run, gui, library, records, course, screening, devices, simulate, calibrate)
 
 
 class _Parser(argparse.ArgumentParser):

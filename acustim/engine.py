@@ -18,10 +18,10 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from acustim.events import NoticeHandler
-from acustim.prestart import PlanItem, prepare
+from acustim.prestart import PlanItem, UnconfirmedError, prepare
 from acustim.records import RecordStore, validate_patient_code
 from acustim.runner import SessionConfig, SessionRunner, SessionStatus
 from device_profiles.profile import DeviceProfile, load_profile
@@ -39,6 +39,11 @@ from waveforms.builtin import find_program
 from waveforms.errors import AcustimError
 from waveforms.files import load_program as load_program_file
 from waveforms.program import Program
+
+if TYPE_CHECKING:
+    from acustim.calibration import CalibrationRecord
+
+T = TypeVar("T")
 
 
 class DeviceBusyError(AcustimError, RuntimeError):
@@ -130,6 +135,7 @@ class Engine:
         self.io.run(transport.open(), timeout_s=30.0)
         device = Device(self, label, profile, transport)
         device.identify()  # on failure: the link is closed and the error says why, in one line
+        device.apply_calibration()  # a valid stored calibration of this very device, if any
         self.devices.append(device)
         return device
 
@@ -193,6 +199,13 @@ class Device:
         self.transport = transport
         self.session: Session | None = None
         self.identity: Identity | None = None
+        #: the profile as loaded, before a stored calibration of this device was applied
+        #: (``apply_calibration``; None while none is applied)
+        self.base_profile: DeviceProfile | None = None
+        #: the stored calibration in force on this device (``acustim.calibration``), and
+        #: why none is when a file exists but cannot be applied (expired, unreadable)
+        self.calibration: CalibrationRecord | None = None
+        self.calibration_note: str | None = None
         self._start_lock = threading.Lock()
         self._starting = False
 
@@ -245,12 +258,45 @@ class Device:
                 f"{self.spec}: the handshake failed: {type(exc).__name__}: {text}"
             ) from None
 
+    def apply_calibration(self) -> CalibrationRecord | None:
+        """Look up this device's stored calibration (``acustim.calibration.lookup``: by its
+        serial number, port, BLE address or simulator unit) and, when it is valid, run every
+        later session with the profile's limits carrying it (the guard then caps rms current
+        and current density). An expired or unreadable file is not applied and
+        ``calibration_note`` says why, in one line. Returns the record applied, if any."""
+        from acustim.calibration import applied_profile, lookup
+
+        base = self.base_profile or self.profile
+        self.profile, self.base_profile = base, None
+        self.calibration = None
+        found = lookup(self)
+        self.calibration_note = found.note
+        if found.record is not None:
+            self.base_profile = base
+            self.profile = applied_profile(base, found.record)
+            self.calibration = found.record
+        return self.calibration
+
     @property
     def simulator(self) -> Any:
         """The simulator object behind a ``sim:`` device (for engineers and tests), else None."""
         if isinstance(self.transport, SimulatorLink | ByteStreamLink):
             return self.transport.simulator
         return None
+
+    @property
+    def link_open(self) -> bool:
+        """The link to the device is open now (a session closes it when it ends)."""
+        return bool(self.transport.is_open)
+
+    def on_simulator(self, fn: Callable[[Any], T], timeout_s: float = 2.0) -> T:
+        """A ``sim:`` device only: run ``fn(simulator)`` on the IO loop, where the simulator
+        lives (it is not thread-safe), and return its result; for the app's fault panel and
+        tests. Raises UnknownDeviceError for a real device."""
+        sim = self.simulator
+        if sim is None:
+            raise UnknownDeviceError(f"{self.spec} is not a simulator")
+        return self.engine.io.call(lambda: fn(sim), timeout_s=timeout_s)
 
     def drop_link(self, reason: str = "link lost (simulated)") -> None:
         """A ``sim:`` device only: its in-process link drops, as a real link does (for tests,
@@ -278,6 +324,7 @@ class Device:
         on_notice: NoticeHandler | None = None,
         on_frame: Callable[[int, VettedFrame], None] | None = None,
         confirmed: Collection[PlanItem] | None = None,
+        load_test: bool = False,
     ) -> Session:
         """Start a session. Bad levels, ceilings or programs, an unsafe electrode placement, a
         Bell's palsy onset too recent, or a screening that does not clear raise here, before
@@ -291,7 +338,11 @@ class Device:
         ``confirmed``: the items of the pre-start plan (``acustim.prestart.prepare`` with the
         same inputs) that were shown and confirmed; the CLI and the app pass
         ``plan.items``. The plan is made again here, and a session with an item not among
-        them is refused (``UnconfirmedError``). ``None`` (a script): not checked."""
+        them is refused (``UnconfirmedError``). ``None`` (a script): not checked.
+
+        ``load_test``: a calibration into a load resistor (``acustim.calibration.calibrate``
+        makes these): no screening, and refused with a patient code, screening answers or any
+        program but the built-in load program (``acustim.prestart.check_load_test``)."""
         with self._start_lock:  # one session at a time, however many threads ask
             if self._starting or (self.session is not None and not self.session.done):
                 raise DeviceBusyError(
@@ -315,6 +366,7 @@ class Device:
                 on_notice=on_notice,
                 on_frame=on_frame,
                 confirmed=confirmed,
+                load_test=load_test,
             )
             return self.session
         finally:
@@ -339,9 +391,15 @@ class Device:
         on_notice: NoticeHandler | None,
         on_frame: Callable[[int, VettedFrame], None] | None,
         confirmed: Collection[PlanItem] | None,
+        load_test: bool = False,
     ) -> Session:
         prog = Program.checked(load_program(program) if isinstance(program, str) else program)
         patient_code = validate_patient_code(patient) if patient is not None else None
+        if load_test and confirmed is None:
+            raise UnconfirmedError(
+                "a load test needs its pre-start plan confirmed, 'no person is connected' "
+                "among it (confirmed=plan.items; acustim.calibration.calibrate does this)"
+            )
         # the pre-start plan (the same the CLI and the app showed): every refusal raises here
         admission = prepare(
             self,
@@ -355,6 +413,7 @@ class Device:
             onset_days=onset_days,
             screening=screening,
             acknowledged=acknowledged,
+            load_test=load_test,
         ).admission(confirmed)
         prog = admission.program
         config = SessionConfig(
@@ -369,6 +428,8 @@ class Device:
             notes=notes,
             screening=admission.record(),
             warnings=admission.warnings,
+            calibration=None if self.calibration is None else self.calibration.meta(),
+            load_test=load_test,
         )
         runner = SessionRunner(
             config,

@@ -88,6 +88,10 @@ class ItemKind(StrEnum):
     #: an uncalibrated device and a site on the head: current unknown, our policy's ceiling
     CURRENT_UNKNOWN = "current_unknown"
     SCREENING_REUSED = "screening_reused"  # the full screening of an earlier session reused
+    #: a calibration into a load resistor (``load_test``): no person connected; needs a yes
+    LOAD_TEST = "load_test"
+    #: this device's stored calibration is not applied (expired, unreadable): why
+    CALIBRATION_NOTE = "calibration_note"
 
 
 #: the kinds that are the device's caveats (the others are warnings)
@@ -160,6 +164,14 @@ class StartPlan:
     def to_confirm(self) -> tuple[PlanItem, ...]:
         """The items that need an explicit yes before Start."""
         return tuple(i for i in self.items if i.confirm)
+
+    @property
+    def needs_yes(self) -> tuple[PlanItem, ...]:
+        """What a practitioner must say yes to before Start: the items that need one and
+        every warning (placement, current between channels, the onset rule, current unknown);
+        the device's other caveats are shown with them. The app and ``acustim run`` on a real
+        device ask for this one yes."""
+        return tuple(i for i in self.items if i.confirm or i.kind not in CAVEAT_KINDS)
 
     def of_kind(self, *kinds: ItemKind) -> tuple[PlanItem, ...]:
         return tuple(i for i in self.items if i.kind in kinds)
@@ -234,6 +246,7 @@ def prepare(
     acknowledged: Collection[str] = (),
     now: datetime | None = None,
     valid_days: int | None = None,
+    load_test: bool = False,
 ) -> StartPlan:
     """The pre-start plan of a session of ``program`` on ``device`` (see the module). Raises
     every refusal ``Device.start`` would raise for the same inputs, except a pending
@@ -242,10 +255,14 @@ def prepare(
     ``now``: the time the screening's parts are dated and aged with (default: the records
     store's clock, which stamps the session's start). ``valid_days``: how long a full
     screening is reused, at most ``FULL_SCREENING_VALID_DAYS`` (default: the setting
-    ``ACUSTIM_SCREENING_VALID_DAYS``, else the policy)."""
+    ``ACUSTIM_SCREENING_VALID_DAYS``, else the policy). ``load_test``: a calibration into a
+    load resistor (``acustim.calibration``): no screening is asked, and a patient code,
+    screening answers or any other program is refused (``check_load_test``)."""
     profile = device.profile
     program = Program.checked(program)  # a program that breaks the format: refused first
     code = validate_patient_code(patient) if patient is not None else None
+    if load_test:  # a calibration into a resistor: never a patient's session (see below)
+        check_load_test(program, patient=code, screening=screening)
     days = configured_valid_days() if valid_days is None else screening_valid_days(valid_days)
     moment = now_utc() if now is None else now
     report = check_placement(program, isolated_channels=profile.isolated_outputs)
@@ -272,6 +289,8 @@ def prepare(
     if current is not None:
         warnings.append(PlanItem(ItemKind.CURRENT_UNKNOWN, str(current["text"])))
 
+    if load_test:
+        warnings.append(PlanItem(ItemKind.LOAD_TEST, load_test_text(profile.name), confirm=True))
     recorded = recorded_screening(device.engine.store, code)
     result = None
     questions = SCREENING_QUESTIONS
@@ -283,7 +302,7 @@ def prepare(
         )
         if (line := reuse_text(result)) is not None:
             warnings.append(PlanItem(ItemKind.SCREENING_REUSED, line))
-    elif screening_needed(simulated=device.simulator is not None, patient=code):
+    elif not load_test and screening_needed(simulated=device.simulator is not None, patient=code):
         pending.append(Pending.SCREENING)
         questions = questions_to_ask(recorded, now=moment, valid_days=days)
 
@@ -298,6 +317,8 @@ def prepare(
         electrode_area_cm2=electrode_area_cm2,
     )
     caveats = device_caveats(profile)
+    if (calibration_note := getattr(device, "calibration_note", None)) is not None:
+        warnings.append(PlanItem(ItemKind.CALIBRATION_NOTE, str(calibration_note)))
     caveats += [PlanItem(ItemKind.PULSE_WIDTH, note) for note in notes]
     admission = None
     if not pending:
@@ -397,6 +418,15 @@ def _limits_and_notes(
     return limits, notes
 
 
+def refuse_undeliverable(program: Program, profile: DeviceProfile) -> None:
+    """Refuse (``LimitError``, naming the built-in programs it can run) a program that
+    ``profile``'s device cannot deliver as written: a check from the profile alone, so that a
+    command can make it before it opens the device."""
+    why = fit_error(Program.checked(program), profile)
+    if why is not None:
+        raise _with_deliverable(LimitError(why), program, profile)
+
+
 def fit_error(program: Program, profile: DeviceProfile) -> str | None:
     """Why ``profile``'s device cannot deliver ``program`` as written, or None if it can
     (the checks a session makes before anything is sent: ``safety.limits`` and
@@ -431,3 +461,33 @@ def _with_deliverable(exc: LimitError, program: Program, profile: DeviceProfile)
         f"{str(exc).rstrip('. ')}; built-in programs {profile.name} can run: {can} "
         "('acustim show NAME' describes one)"
     )
+
+
+#: the one program a load test runs (``acustim.calibration``): made in code, never a file
+LOAD_TEST_PROGRAM = "calibration-load-test"
+
+
+def load_test_text(device_name: str) -> str:
+    """The plan item a load test must confirm."""
+    return (
+        f"load test: {device_name} is connected to load resistors and a meter only; no person "
+        "is connected (a calibration, not a treatment: no screening is asked)"
+    )
+
+
+def check_load_test(
+    program: Program, *, patient: str | None, screening: Mapping[str, bool] | None
+) -> None:
+    """``load_test`` (a calibration into a resistor, with no screening) is refused for
+    anything that could be a patient's session: a patient code, screening answers, or a
+    program other than the built-in load program (made in code, not read from a file)."""
+    if patient is not None or screening is not None:
+        raise LimitError(
+            "a load test (calibration into a resistor) takes no patient code and no screening; "
+            "allowed only with no person connected"
+        )
+    if program.name != LOAD_TEST_PROGRAM or program.source_path is not None:
+        raise LimitError(
+            f"program {program.name!r} cannot run as a load test; allowed only the built-in "
+            f"calibration program {LOAD_TEST_PROGRAM!r} (acustim calibrate)"
+        )

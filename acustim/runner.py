@@ -57,6 +57,11 @@ class SessionConfig:
     screening: dict[str, object] | None = None
     #: what the pre-session checks want shown and recorded (placement, onset)
     warnings: tuple[str, ...] = ()
+    #: the stored calibration of this device in force (``CalibrationRecord.meta``: date, by,
+    #: source file), None when the profile's own figure or none applies
+    calibration: dict[str, object] | None = None
+    #: a calibration into a load resistor: no person connected (``acustim.calibration``)
+    load_test: bool = False
 
 
 @dataclass(frozen=True)
@@ -662,8 +667,13 @@ class SessionRunner:
             "calibration": (
                 None
                 if (cal := self.profile.limits.calibration) is None
-                else {"peak_ma_per_du": cal.peak_ma_per_du, "load_ohm": cal.load_ohm}
+                else {
+                    "peak_ma_per_du": cal.peak_ma_per_du,
+                    "load_ohm": cal.load_ohm,
+                    **(self.config.calibration or {"source": "profile"}),
+                }
             ),
+            "load_test": self.config.load_test,
             "level_unit": self.profile.level_unit,
             "stops_when_host_silent": self.profile.stops_when_host_silent,
         }

@@ -67,7 +67,7 @@ class ContractHook(Generic[Sim]):
 
 
 #: modules of this package that are not a device's
-_SHARED_MODULES = frozenset({"clock", "record"})
+_SHARED_MODULES = frozenset({"clock", "output_stage", "record"})
 
 
 def device_modules() -> list[str]:

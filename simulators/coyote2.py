@@ -79,6 +79,7 @@ from typing import Final
 from simulators import ContractHook
 from simulators._common import check_ab_channel, hex_bytes, normalize_uuid
 from simulators.clock import Clock
+from simulators.output_stage import CALIBRATION_LOAD_OHM, MeterKind, OutputStage, meter_reading
 from simulators.record import DeliveredInterval, DeliveryRecord
 
 __all__ = [
@@ -206,6 +207,12 @@ class Waveform:
 _SILENT: Final = Waveform(0, 0, 0)
 
 
+#: The output stage of a coyote2 unit (``simulators.output_stage``, all **[ours]**):
+#: current-regulated (compliance 120 V); X pulses per burst count in the rms.
+OUTPUT_STAGE_NOMINAL_MA_PER_DU: Final = 0.05
+OUTPUT_STAGE_SPREAD: Final = 0.2
+
+
 class Coyote2Simulator:
     """A Coyote 2.0 pulse host: GATT writes in, PWM_AB2/battery notifications and a record out."""
 
@@ -213,6 +220,7 @@ class Coyote2Simulator:
         self,
         clock: Clock,
         *,
+        unit: int = 0,
         battery_percent: int = 100,
         notify_host_strength_writes: bool = True,
         keep_strength_on_power_cycle: bool = True,
@@ -221,6 +229,18 @@ class Coyote2Simulator:
             raise ValueError(f"battery_percent must be within 0..100, got {battery_percent}")
         self.name: str = ADVERTISED_NAME
         self._clock = clock
+        #: this unit's output stage: mA into a load (``meter``); ``unit`` picks the unit
+        self.output_stage = OutputStage.for_unit(
+            "coyote2",
+            unit,
+            CHANNELS,
+            nominal_ma_per_du=OUTPUT_STAGE_NOMINAL_MA_PER_DU,
+            spread=OUTPUT_STAGE_SPREAD,
+            channel_spread=0.05,
+            regulation="current",
+            compliance_v=120.0,
+            fixed_pulse_width_us=None,
+        )
         self._battery_percent = battery_percent
         self._notify_host_strength_writes = notify_host_strength_writes
         self._keep_strength_on_power_cycle = keep_strength_on_power_cycle
@@ -420,6 +440,24 @@ class Coyote2Simulator:
         self._valid_until_s[channel] = now_s + WAVEFORM_VALIDITY_S
 
     # -- state and the physical device ----------------------------------------------------
+
+    def meter(
+        self, channel: str, kind: MeterKind = "peak", load_ohm: float = CALIBRATION_LOAD_OHM
+    ) -> float:
+        """A virtual scope (``peak``) or true-rms meter (``rms``) on a ``load_ohm`` resistor
+        across ``channel``: the current (mA) delivered now, from this unit's output stage
+        and its own record. Call it where the simulator lives (the IO loop)."""
+        channel = check_ab_channel(channel)
+        now = self._sync()
+        interval = self._record.interval_at(channel, math.nextafter(now, -math.inf))
+        return meter_reading(
+            self.output_stage,
+            interval,
+            kind=kind,
+            load_ohm=load_ohm,
+            phases=1,
+            pulses_per_period=max(1, self._waveform[channel].x),
+        )
 
     @property
     def record(self) -> DeliveryRecord:

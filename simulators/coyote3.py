@@ -74,6 +74,7 @@ from typing import Final
 from simulators import ContractHook
 from simulators._common import check_ab_channel, hex_bytes, normalize_uuid
 from simulators.clock import Clock
+from simulators.output_stage import CALIBRATION_LOAD_OHM, MeterKind, OutputStage, meter_reading
 from simulators.record import DeliveredInterval, DeliveryRecord
 
 __all__ = [
@@ -155,6 +156,12 @@ class _Block:
     """Per channel the 4 samples, or ``None`` when the channel's block was dropped."""
 
 
+#: The output stage of a coyote3 unit (``simulators.output_stage``, all **[ours]**):
+#: current-regulated (compliance 120 V); the device sets its own pulse width, assumed 200 us.
+OUTPUT_STAGE_NOMINAL_MA_PER_DU: Final = 0.5
+OUTPUT_STAGE_SPREAD: Final = 0.2
+
+
 class Coyote3Simulator:
     """A Coyote 3.0 pulse host: GATT writes in, B1/battery notifications and a record out."""
 
@@ -162,6 +169,7 @@ class Coyote3Simulator:
         self,
         clock: Clock,
         *,
+        unit: int = 0,
         battery_percent: int = 100,
         max_pending_blocks: int = 2,
         notify_unchanged_strength: bool = False,
@@ -172,6 +180,18 @@ class Coyote3Simulator:
             raise ValueError(f"max_pending_blocks must be >= 0, got {max_pending_blocks}")
         self.name: str = ADVERTISED_NAME
         self._clock = clock
+        #: this unit's output stage: mA into a load (``meter``); ``unit`` picks the unit
+        self.output_stage = OutputStage.for_unit(
+            "coyote3",
+            unit,
+            CHANNELS,
+            nominal_ma_per_du=OUTPUT_STAGE_NOMINAL_MA_PER_DU,
+            spread=OUTPUT_STAGE_SPREAD,
+            channel_spread=0.05,
+            regulation="current",
+            compliance_v=120.0,
+            fixed_pulse_width_us=200.0,
+        )
         self._battery_percent = battery_percent
         self._max_pending_blocks = max_pending_blocks
         self._notify_unchanged_strength = notify_unchanged_strength
@@ -459,6 +479,24 @@ class Coyote3Simulator:
             self._notify_strength(0)
 
     # -- state and the physical device ----------------------------------------------------
+
+    def meter(
+        self, channel: str, kind: MeterKind = "peak", load_ohm: float = CALIBRATION_LOAD_OHM
+    ) -> float:
+        """A virtual scope (``peak``) or true-rms meter (``rms``) on a ``load_ohm`` resistor
+        across ``channel``: the current (mA) delivered now, from this unit's output stage
+        and its own record. Call it where the simulator lives (the IO loop)."""
+        channel = check_ab_channel(channel)
+        now = self._sync()
+        interval = self._record.interval_at(channel, math.nextafter(now, -math.inf))
+        return meter_reading(
+            self.output_stage,
+            interval,
+            kind=kind,
+            load_ohm=load_ohm,
+            phases=1,
+            pulses_per_period=1,
+        )
 
     @property
     def record(self) -> DeliveryRecord:

@@ -143,6 +143,7 @@ from typing import Final
 from simulators import ContractHook
 from simulators._common import hex_bytes
 from simulators.clock import Clock
+from simulators.output_stage import CALIBRATION_LOAD_OHM, MeterKind, OutputStage, meter_reading
 from simulators.record import DeliveredInterval, DeliveryRecord
 
 __all__ = [
@@ -407,6 +408,12 @@ def _phases(gate: int) -> int:
     return 2 if gate & 0x0E == 0x06 else 1
 
 
+#: The output stage of a et312 unit (``simulators.output_stage``, all **[ours]**):
+#: voltage-regulated (an output transformer); a biphasic gate counts two phases in the rms.
+OUTPUT_STAGE_NOMINAL_MA_PER_DU: Final = 0.4
+OUTPUT_STAGE_SPREAD: Final = 0.2
+
+
 class Et312Simulator:
     """An ET-312B / MK-312BT: host bytes in, reply bytes and a delivery record out."""
 
@@ -414,6 +421,7 @@ class Et312Simulator:
         self,
         clock: Clock,
         *,
+        unit: int = 0,
         seed: int | None = None,
         box_key: int | None = None,
         battery_percent: int = 80,
@@ -427,6 +435,18 @@ class Et312Simulator:
             raise ValueError(f"battery_percent must be within 0..100, got {battery_percent}")
         self.name: str = "ET-312"
         self._clock = clock
+        #: this unit's output stage: mA into a load (``meter``); ``unit`` picks the unit
+        self.output_stage = OutputStage.for_unit(
+            "et312",
+            unit,
+            CHANNELS,
+            nominal_ma_per_du=OUTPUT_STAGE_NOMINAL_MA_PER_DU,
+            spread=OUTPUT_STAGE_SPREAD,
+            channel_spread=0.05,
+            regulation="voltage",
+            compliance_v=None,
+            fixed_pulse_width_us=None,
+        )
         self._rng = random.Random(seed)
         self._box_key = box_key
         self._battery_percent = battery_percent
@@ -1162,6 +1182,30 @@ class Et312Simulator:
             self._output(reply)
 
     # -- state and the physical box -------------------------------------------------------
+
+    def meter(
+        self, channel: str, kind: MeterKind = "peak", load_ohm: float = CALIBRATION_LOAD_OHM
+    ) -> float:
+        """A virtual scope (``peak``) or true-rms meter (``rms``) on a ``load_ohm`` resistor
+        across ``channel``: the current (mA) delivered now, from this unit's output stage
+        and its own record. Call it where the simulator lives (the IO loop)."""
+        ch = _check_channel(channel)
+        now = self._sync()
+        interval = self._record.interval_at(channel, math.nextafter(now, -math.inf))
+        return meter_reading(
+            self.output_stage,
+            interval,
+            kind=kind,
+            load_ohm=load_ohm,
+            phases=self._meter_phases(ch),
+            pulses_per_period=1,
+        )
+
+    def _meter_phases(self, ch: int) -> int:
+        """Phases per pulse of channel ``ch`` now: its timing gate's pattern (§3)."""
+        ram = self._ram
+        timing = 0 if ch == 1 and ram[_R4] & _FLAG_B_FOLLOWS_A else ch
+        return _phases(ram[_R4 + 1 + 5 * timing])
 
     @property
     def record(self) -> DeliveryRecord:

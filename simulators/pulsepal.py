@@ -123,6 +123,7 @@ from typing import Final
 from simulators import ContractHook
 from simulators._common import hex_bytes
 from simulators.clock import Clock
+from simulators.output_stage import CALIBRATION_LOAD_OHM, MeterKind, OutputStage, meter_reading
 from simulators.record import DeliveredInterval, DeliveryRecord
 
 __all__ = [
@@ -337,6 +338,12 @@ class _Train:
     """Latched when the delay has passed; a later delay change no longer moves it."""
 
 
+#: The output stage of a pulsepal unit (``simulators.output_stage``, all **[ours]**):
+#: voltage-regulated (+-10 V outputs; 1 mV -> 0.002 mA into 500 ohm, a DAC gain error of +-3 %).
+OUTPUT_STAGE_NOMINAL_MA_PER_DU: Final = 0.002
+OUTPUT_STAGE_SPREAD: Final = 0.03
+
+
 class PulsePalSimulator:
     """A Pulse Pal 2: host bytes in (any split), reply bytes and a record of four outputs out."""
 
@@ -344,6 +351,7 @@ class PulsePalSimulator:
         self,
         clock: Clock,
         *,
+        unit: int = 0,
         firmware_version: int = DEFAULT_FIRMWARE_VERSION,
         max_custom_pulses: int = 10_000,
     ) -> None:
@@ -361,6 +369,18 @@ class PulsePalSimulator:
             raise ValueError(f"max_custom_pulses must be >= 0, got {max_custom_pulses}")
         self.name: str = "Pulse Pal 2"
         self._clock = clock
+        #: this unit's output stage: mA into a load (``meter``); ``unit`` picks the unit
+        self.output_stage = OutputStage.for_unit(
+            "pulsepal",
+            unit,
+            CHANNELS,
+            nominal_ma_per_du=OUTPUT_STAGE_NOMINAL_MA_PER_DU,
+            spread=OUTPUT_STAGE_SPREAD,
+            channel_spread=0.01,
+            regulation="voltage",
+            compliance_v=None,
+            fixed_pulse_width_us=None,
+        )
         self._firmware_version = firmware_version
         self._groups_by_channel = firmware_version >= 22
         self._max_custom_pulses = max_custom_pulses
@@ -787,6 +807,24 @@ class PulsePalSimulator:
         self._record.add_event(t_s, kind, message)
 
     # -- state and the physical device ----------------------------------------------------
+
+    def meter(
+        self, channel: str, kind: MeterKind = "peak", load_ohm: float = CALIBRATION_LOAD_OHM
+    ) -> float:
+        """A virtual scope (``peak``) or true-rms meter (``rms``) on a ``load_ohm`` resistor
+        across ``channel``: the current (mA) delivered now, from this unit's output stage
+        and its own record. Call it where the simulator lives (the IO loop)."""
+        channel = CHANNELS[_check_channel(channel)]
+        now = self._sync()
+        interval = self._record.interval_at(channel, math.nextafter(now, -math.inf))
+        return meter_reading(
+            self.output_stage,
+            interval,
+            kind=kind,
+            load_ohm=load_ohm,
+            phases=2 if self._params[_check_channel(channel)][_IS_BIPHASIC] else 1,
+            pulses_per_period=1,
+        )
 
     @property
     def record(self) -> DeliveryRecord:

@@ -41,6 +41,7 @@ from acustim.commands.screening import ask, load_answers
 if TYPE_CHECKING:
     from acustim.engine import Engine, Session
     from acustim.events import SessionEvent
+    from acustim.prestart import PlanItem, StartPlan
     from acustim.runner import SessionStatus
     from firmware_bridge.streamer import StreamResult
     from safety.guard import VettedFrame
@@ -292,10 +293,18 @@ def _run_session(
     out: TextIO,
     err: TextIO,
 ) -> int:
+    from acustim.engine import resolve_device
     from acustim.events import EventKind
-    from acustim.prestart import SHOWN_BEFORE_START, ItemKind, Pending, prepare
+    from acustim.prestart import (
+        SHOWN_BEFORE_START,
+        Pending,
+        prepare,
+        refuse_undeliverable,
+    )
     from safety.placement import PlacementError
 
+    # a program the device cannot deliver is refused before any byte goes to it
+    refuse_undeliverable(program, resolve_device(args.device)[0])
     device = engine.connect(args.device)
     profile = device.profile
     answers: dict[str, bool] | None = None
@@ -327,9 +336,13 @@ def _run_session(
     try:
         prestart = prepare(device, program, **inputs())  # the app's plan too: refusals raise
         if prestart.pending == (Pending.SCREENING,) and sys.stdin.isatty():
-            answers, acknowledged = ask(out, input)  # a terminal asks the questions itself
+            # a terminal asks the questions itself: the day-of part, or all when due
+            answers, acknowledged = ask(out, input, prestart.questions)
             prestart = prepare(device, program, **inputs())
         prestart.require_answers()  # the days since onset, a screening: refused if missing
+        _show_plan(prestart, program, profile.level_unit, levels, args, out, err)
+        if device.simulator is None and prestart.needs_yes:
+            _require_yes(prestart.needs_yes, args, out)
         session = device.start(
             program,
             **inputs(),
@@ -340,20 +353,37 @@ def _run_session(
         )
     except PlacementError as exc:
         raise _placement_at_line(exc, program) from None
-    limits = session.limits
+    print("  Ctrl-C stops output at once.", file=out, flush=True)
+    result = _watch(session, out, args)
+    return _report(result, session, engine, out, err)
+
+
+def _show_plan(
+    prestart: StartPlan,
+    program: Program,
+    unit: str,
+    levels: dict[str, int],
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+) -> None:
+    """The pre-start plan, printed before anything is sent: the limits, then every item."""
+    from acustim.prestart import ItemKind
+
+    limits = prestart.limits
+    profile_name = prestart.device_name
     calibrated = not prestart.of_kind(ItemKind.UNCALIBRATED)
     print(
         f"acustim {__version__}: {program.name} ({program.title}) on {args.device} "
-        f"({profile.name}, {'calibrated' if calibrated else 'uncalibrated'})",
+        f"({profile_name}, {'calibrated' if calibrated else 'uncalibrated'})",
         file=out,
     )
-    unit = profile.level_unit
     ceil = " ".join(f"{c.name}<={c.ceiling_du}" for c in limits.channels)
     lv = " ".join(f"{k}={v}" for k, v in levels.items()) or "none (all channels at 0)"
+    length = min(limits.max_session_s, prestart.program.duration_s)
     print(
         f"  levels {lv} {unit}; ceilings {ceil} {unit}; "
-        f"soft start {limits.rise_du_per_s:g} {unit}/s; "
-        f"length {_clock(session.status().total_s)}",
+        f"soft start {limits.rise_du_per_s:g} {unit}/s; length {_clock(length)}",
         file=out,
     )
     for item in prestart.items:
@@ -365,9 +395,24 @@ def _run_session(
             print(f"  note: {item.text}", file=out, flush=True)
         else:
             print(f"  ! {item.text}", file=err, flush=True)
-    print("  Ctrl-C stops output at once.", file=out, flush=True)
-    result = _watch(session, out, args)
-    return _report(result, session, engine, out, err)
+
+
+def _require_yes(items: Sequence[PlanItem], args: argparse.Namespace, out: TextIO) -> None:
+    """On a real device, what the plan warns about needs a yes before Start: ``--yes``, or
+    the answer at a terminal; otherwise nothing starts (one line, exit 2)."""
+    if args.yes:
+        return
+    what = f"{len(items)} pre-start item{'' if len(items) == 1 else 's'} above"
+    if sys.stdin.isatty():
+        print(f"  Start the session after reading the {what}? [y/N] ", end="", file=out)
+        out.flush()
+        if input().strip().lower() in ("y", "yes"):
+            return
+        raise UsageError("not started: the pre-start items were not confirmed")
+    raise UsageError(
+        f"not started: the {what} need a yes: read them, then run again with --yes "
+        "(or at a terminal, answer y)"
+    )
 
 
 def _watch(session: Session, out: TextIO, args: argparse.Namespace) -> StreamResult:
@@ -500,6 +545,12 @@ def register(sub: Any) -> None:
         " course'); the course's patient code is used",
     )
     run.add_argument("--quiet", action="store_true", help="no status lines")
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="on a real device: yes to the pre-start warnings printed before Start (without "
+        "it, a terminal asks and a script is refused)",
+    )
     run.add_argument(
         "--trace",
         metavar="FILE",

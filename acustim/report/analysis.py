@@ -67,14 +67,28 @@ def calibration(info: SessionInfo, profile: DeviceProfile | None) -> Calibration
     if isinstance(recorded, dict):
         peak = _number(recorded.get("peak_ma_per_du"))
         load = _number(recorded.get("load_ohm"))
+        date, by = recorded.get("date"), recorded.get("by")
+        if peak is not None and isinstance(date, str) and isinstance(by, str):
+            # a measured calibration of this very device (acustim.calibration)
+            return CalibrationInfo(
+                True,
+                peak,
+                load,
+                f"calibrated on {date[:10]} by {by}: {peak:g} mA per du"
+                + (f" into {load:g} ohm" if load else "")
+                + f" ({recorded.get('meter', 'a')} meter; the calibration recorded with the"
+                " session)",
+            )
         if peak is not None:
+            nominal = recorded.get("source") == "profile"
             return CalibrationInfo(
                 True,
                 peak,
                 load,
                 f"calibrated: {peak:g} mA per du"
                 + (f" into {load:g} ohm" if load else "")
-                + " (the calibration recorded with the session)",
+                + (" (the profile's nominal figure, not measured; " if nominal else " (")
+                + "the calibration recorded with the session)",
             )
     if info.meta.get("calibrated") is False:
         return CalibrationInfo(
