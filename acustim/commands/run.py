@@ -111,11 +111,17 @@ def _clock(seconds: float) -> str:
 
 
 def status_line(status: SessionStatus) -> str:
-    """One line: time, segment, level per channel, lateness, battery."""
+    """One line: time, segment, per channel the output delivered now (level x the program's
+    intensity, rounded down as the codecs do) over its target, in mA too where the device is
+    calibrated; lateness, battery."""
     if status.state == "connecting":
         return "connecting: writing the device's limits and zero output"
     segment = " / ".join(dict.fromkeys(c.segment for c in status.channels)) or status.state
-    levels = "  ".join(f"{c.name} {c.level_du:>3}/{c.target_du} du" for c in status.channels)
+    levels = "  ".join(
+        f"{c.name} {int(c.delivered_du):>3}/{c.target_du} du"
+        + ("" if c.rms_current_ma is None else f" ({c.rms_current_ma:.2f} mA rms)")
+        for c in status.channels
+    )
     battery = "" if status.battery_percent is None else f"  battery {status.battery_percent}%"
     state = "" if status.state == "running" else f"  [{status.state}]"
     return (

@@ -125,14 +125,19 @@ def test_status_line_shows_time_segment_levels_and_lateness() -> None:
         state="running",
         elapsed_s=75,
         total_s=600,
-        channels=(ChannelStatus("A", 12, 20, 200, "warm-up"),),
+        channels=(
+            # level 16 at intensity 0.75: 12 du delivered
+            ChannelStatus("A", 16, 20, 200, "warm-up", delivered_du=12.0),
+            ChannelStatus("B", 10, 10, 200, "warm-up", rms_current_ma=1.234, delivered_du=9.99),
+        ),
         lateness_ms=0.4,
         lateness_p99_ms=1.2,
         battery_percent=80,
     )
     line = status_line(status)
     assert line.startswith("[01:15/10:00] warm-up")
-    assert "A  12/20 du" in line
+    assert "A  12/20 du" in line  # what is delivered, never the level before the intensity
+    assert "B   9/10 du (1.23 mA rms)" in line
     assert "late 0.4 ms (p99 1.2)" in line
     assert "battery 80%" in line
 
