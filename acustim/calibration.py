@@ -649,6 +649,16 @@ def calibrate(
         )
     if meter not in ("peak", "rms"):
         raise CalibrationError(f"meter {meter!r}: allowed 'peak' (a scope) or 'rms'")
+    from device_profiles.profile import codec_module
+
+    if not codec_module(profile).Driver.ONE_PULSE_PER_PERIOD:
+        raise CalibrationError(
+            f"{profile.name} writes bursts of several pulses per period at low rates, where "
+            "the guard's rms model counts one: with a calibration its current caps would be "
+            "too lenient (a calibrated Coyote 2 delivered 2.3x its rms cap at 2 Hz on the "
+            "simulator), so it is refused and the device stays uncalibrated, under the 25 % "
+            "head ceiling (docs/calibration.md)"
+        )
     if not profile.pulse_width_controlled:
         raise CalibrationError(
             f"{profile.name} sets its pulse width itself: the guard's rms model would use the "

@@ -13,6 +13,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from device_profiles.profile import DeviceProfile, ProfileError, codec_module
 from firmware_bridge.errors import DeviceTimeout, ProtocolError, UnknownDeviceError
@@ -56,6 +57,12 @@ class Identity:
 
 class DeviceDriver(ABC):
     """Speaks one device protocol over one transport. Lives on the IO loop."""
+
+    #: The guard computes rms current from one pulse (of the frame's width) per period. A
+    #: codec that writes more than that per period at some rates (bursts) says False here:
+    #: a calibration of its device would make the guard's current caps too lenient, so it is
+    #: refused (``acustim.calibration``).
+    ONE_PULSE_PER_PERIOD: ClassVar[bool] = True
 
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
         self.profile = profile

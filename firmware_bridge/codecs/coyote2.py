@@ -329,6 +329,10 @@ class Coyote2Codec:
 class Driver(DeviceDriver):
     """Coyote 2.0 over any transport that offers its characteristics."""
 
+    #: X pulses per period (the reference's split, X = sqrt(F/1000) x 15: 2 at 50 Hz, 11 at
+    #: 2 Hz), where the guard counts one: its rms figures would be too low here
+    ONE_PULSE_PER_PERIOD = False
+
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
         super().__init__(profile, transport)
         self.codec = Coyote2Codec()

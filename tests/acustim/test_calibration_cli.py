@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from acustim.cli import main
 from simulators.clock import VirtualClock
-from simulators.coyote2 import Coyote2Simulator
+from simulators.pulsepal import PulsePalSimulator
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -88,41 +87,41 @@ def test_bad_input_is_one_line_and_exit_2(
     assert stored() == []
 
 
-def _typed(levels: list[int], verify: int, kind_factor: float) -> str:
-    sim = Coyote2Simulator(VirtualClock())  # unit 0: the unit sim:coyote2 makes
+def _typed(levels: list[int], verify: int) -> str:
+    """Peak readings, as a practitioner would type them from a scope on each Pulse Pal
+    output in turn."""
+    sim = PulsePalSimulator(VirtualClock())  # unit 0: the unit sim:pulsepal makes
     lines = []
-    for ch in ("A", "B"):
+    for ch in ("A", "B", "C", "D"):
         gain = sim.output_stage.gain_ma_per_du(ch)
-        lines += [f"{gain * lv * kind_factor:.6f}" for lv in [*levels, verify]]
+        lines += [f"{gain * lv:.6f}" for lv in [*levels, verify]]
     return "\n".join(lines) + "\n"
 
 
 def test_readings_typed_on_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    # rms at 50 Hz, 100 us: the codec writes 2 pulses per 20 ms period: duty 2 x 100e-6 x 50
-    factor = math.sqrt(2 * 100e-6 * 50)
-    monkeypatch.setattr("sys.stdin", io.StringIO(_typed([20, 40, 60], 50, factor)))
+    monkeypatch.setattr("sys.stdin", io.StringIO(_typed([500, 1000, 1500], 1250)))
     code, out, err = run_cli(
-        "calibrate", "sim:coyote2", "--by", "Lab", "--meter", "rms", "--cap-du", "60",
-        "--levels", "20,40,60", "--no-person-connected", "--no-record",
+        "calibrate", "sim:pulsepal", "--by", "Lab", "--meter", "peak", "--cap-du", "1500",
+        "--levels", "500,1000,1500", "--no-person-connected", "--no-record",
     )  # fmt: skip
     assert code == 0, err
-    assert "A holds 20 du. Measured rms current in mA:" in out
+    assert "A holds 500 mV. Measured peak current in mA:" in out
     assert "stored: calibrated on" in out
     [path] = stored()
     data = json.loads(path.read_text())
-    sim = Coyote2Simulator(VirtualClock())
-    true = max(g for _c, g in sim.output_stage.gains_ma_per_du) * math.sqrt(2)
+    sim = PulsePalSimulator(VirtualClock())
+    true = max(g for _c, g in sim.output_stage.gains_ma_per_du)
     assert data["peak_ma_per_du"] == pytest.approx(true, rel=1e-3)
 
 
 def test_a_reading_that_is_not_a_number_stops_at_zero_and_stores_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("0.5\nabc\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("1.0\nabc\n"))
     code, _out, err = run_cli(
-        "calibrate", "sim:coyote2", "--by", "Lab", "--meter", "rms", "--cap-du", "60",
-        "--levels", "20,40,60", "--no-person-connected", "--no-record",
+        "calibrate", "sim:pulsepal", "--by", "Lab", "--meter", "peak", "--cap-du", "1500",
+        "--levels", "500,1000,1500", "--no-person-connected", "--no-record",
     )  # fmt: skip
     assert code == 2
-    assert "reading at A = 40 du: 'abc' is not a number" in err
+    assert "reading at A = 1000 mV: 'abc' is not a number" in err
     assert stored() == []
