@@ -449,6 +449,33 @@ def lookup(device: Device, *, now: datetime | None = None) -> Lookup:
             path,
             note=f"calibration of {record.day} is dated in the future: not applied",
         )
+    # the figure must be what its own readings give (a file edited to a weaker gain would let
+    # more current through, and lift the 25 % ceiling on face sites), and plausible
+    for fit in record.channels:
+        if len(fit.levels_du) < MIN_READINGS or len(fit.levels_du) != len(fit.peak_ma):
+            return Lookup(
+                key,
+                path,
+                note=f"calibration file {path}: channel {fit.channel} holds "
+                f"{len(fit.peak_ma)} readings for {len(fit.levels_du)} levels; allowed at "
+                f"least {MIN_READINGS} of each: not applied (treated as uncalibrated)",
+            )
+        gain, worst = fit_through_origin(fit.levels_du, fit.peak_ma)
+        if record.peak_ma_per_du < gain * (1 - 1e-6) or worst > FIT_TOLERANCE:
+            return Lookup(
+                key,
+                path,
+                note=f"calibration file {path}: its figure ({record.peak_ma_per_du:g} mA/du) is "
+                f"not what channel {fit.channel}'s readings give ({gain:g} mA/du, worst "
+                f"{worst:.0%} off): not applied (treated as uncalibrated)",
+            )
+    if record.peak_ma_per_du * profile.limits.max_level_du < MIN_FULL_SCALE_PEAK_MA:
+        return Lookup(
+            key,
+            path,
+            note=f"calibration file {path}: {record.peak_ma_per_du:g} mA/du is implausibly "
+            f"small: not applied (treated as uncalibrated)",
+        )
     base = profile.limits.calibration
     if base is not None and record.peak_ma_per_du < base.peak_ma_per_du:
         return Lookup(

@@ -192,8 +192,17 @@ def check_lowers(profile: DeviceProfile, builtin: DeviceProfile) -> None:
         else:
             c.at_least("[calibration] peak_ma_per_du", cal.peak_ma_per_du, bcal.peak_ma_per_du)
             c.equal("[calibration] load_ohm", cal.load_ohm, bcal.load_ohm)
-    # A calibration added to an uncalibrated model only adds the guard's rms-current and
-    # density caps (they can only lower a level), so it is accepted.
+    elif cal is not None:
+        # A calibration added to an uncalibrated model is refused: being calibrated lifts the
+        # 25 % ceiling on head, face and neck sites, and a file's figure (say 0.0001 mA per du)
+        # is checked by nobody. A device is calibrated by measuring it (acustim calibrate).
+        c.fail(
+            f"[calibration] peak_ma_per_du = {cal.peak_ma_per_du:g}",
+            "no [calibration] table (uncalibrated)",
+            "no [calibration] table; calibrate the device on a load with 'acustim calibrate'",
+            "a file's figure is unchecked, and calibrated devices run face sites without the "
+            "25 % ceiling",
+        )
 
     # [[gatt]]: the services and characteristics the codec talks to
     if p.gatt != b.gatt:

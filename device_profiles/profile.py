@@ -89,8 +89,11 @@ built-in has one
                                                                the load the built-in's figure was
                                                                measured into, and the record keeps
                                                                it
-[calibration] where the built-in has may be added              adds the guard's current caps, which
-none                                                           only lower a level
+[calibration] where the built-in has refused                   a file's figure is unchecked, and a
+none                                                           calibrated device runs face sites
+                                                               without the 25 % ceiling: a device
+                                                               is calibrated by measuring it
+                                                               (``acustim calibrate``)
 [[gatt]] (``gatt``): service,        equal: the same services, describes the hardware: the
 characteristics (uuid, properties)   characteristics and       characteristics the codec writes,
                                      properties, in order      reads and subscribes to

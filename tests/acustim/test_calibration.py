@@ -432,7 +432,31 @@ def test_a_file_edited_to_a_weaker_gain_is_not_applied(engine: Engine) -> None:
         c["peak_ma_per_du"] = 0.001
     source.write_text(json.dumps(data))
     device = connect(engine, "pulsepal")
-    assert device.calibration is None and "weaker" in (device.calibration_note or "")
+    assert device.calibration is None
+    assert "not what channel A's readings give" in (device.calibration_note or "")
+
+
+def test_an_uncalibrated_model_cannot_be_calibrated_by_editing_its_file(engine: Engine) -> None:
+    """The ET-312 has no built-in figure to compare with: a file edited to a gain its own
+    readings do not give is still refused (a weaker gain would lift the 25 % face ceiling and
+    the rms caps would let more through)."""
+    device = connect(engine, "et312")
+    record = calibrate(
+        device, read=virtual_meter(device, "rms"), by="T", no_person_connected=True, meter="rms"
+    )
+    device.close()
+    assert connect(engine, "et312").calibration is not None  # as measured: applied
+    source = Path(record.source)
+    data = json.loads(source.read_text())
+    data["peak_ma_per_du"] = data["fitted_ma_per_du"] = 0.01
+    for c in data["channels"]:
+        c["peak_ma_per_du"] = 0.01
+    source.write_text(json.dumps(data))
+    again = connect(engine, "et312")
+    assert again.calibration is None
+    assert "not applied" in (again.calibration_note or "")
+    plan = prepare(again, load_builtin("facial-muscle-tension"))
+    assert plan.of_kind(ItemKind.CURRENT_UNKNOWN)  # the 25 % face ceiling is back
 
 
 def test_a_file_measured_on_another_model_is_not_applied(engine: Engine) -> None:

@@ -408,13 +408,18 @@ LOWERED: list[tuple[str, str, Callable[[Any], str], Callable[[DeviceProfile, Any
         lambda v: toml(v * 2),
         lambda p, v: p.limits.calibration == Calibration(v * 2, 500.0),
     ),
-    (
-        "coyote3",
-        "intensity_balance",
-        lambda v: f"{v}\n\n[calibration]\npeak_ma_per_du = 0.4",
-        lambda p, v: p.limits.calibration == Calibration(0.4, 500.0),
-    ),
 ]
+
+
+def test_a_calibration_cannot_be_added_by_a_file() -> None:
+    """Being calibrated lifts the 25 % ceiling on face sites; a file's figure is unchecked (a
+    review ran tmj-jaw-pain-left at 79 du instead of 49.5 with 0.0001 mA per du)."""
+    text = builtin_text("coyote3") + "\n[calibration]\npeak_ma_per_du = 0.0001\n"
+    with pytest.raises(ProfileError) as caught:
+        parse_user_profile(text, "mine.toml")
+    message = str(caught.value)
+    assert message.startswith("mine.toml: [calibration] peak_ma_per_du = 0.0001")
+    assert "acustim calibrate" in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
