@@ -661,7 +661,10 @@ class MainWindow(QMainWindow):
         step = max(1, round(profile.limits.max_level_du / 200))
         for ch in self.limits.channels:
             if ch.name in self.channels.cards:
-                self.channels.cards[ch.name].set_limit(ch.ceiling_du, step_du=step)
+                card = self.channels.cards[ch.name]
+                card.set_limit(ch.ceiling_du, step_du=step)
+                card.set_target(0)  # a level set for another device or program never carries
+        self._sent = {}
         rise = self.limits.rise_du_per_s
         self.ramp_note.setText(
             f"Output rises at most {rise:g} du/s and falls at once · keys on a slider: "
@@ -852,9 +855,13 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # the session ended meanwhile: STOP stays available
             self.log.add("error", f"pause: {exc}", "warn")
             return
+        before = {name: du for name, du in self._sent.items() if du > 0}
         for card in self.channels.cards.values():
             card.set_target(0)
         self._sent = dict.fromkeys(self._sent, 0)
+        if before:  # Resume says what it will go back to
+            said = ", ".join(f"{name} {du}" for name, du in before.items())
+            self.header.resume_button.setText(f"Resume: {said} du")
         self.header.banner.show_message(
             "Paused: output is zero and the program clock stands still. Resume (or raise a "
             "level) to go on: output rises again from zero.",
@@ -879,6 +886,7 @@ class MainWindow(QMainWindow):
             self._sent[name] = du
         self.plots.set_floor_top(max(self._sent.values(), default=0))
         self.header.banner.clear_message()
+        self.header.resume_button.setText("Resume")
         self._update_controls()
 
     def _level_changed(self, channel: str, level_du: int) -> None:
@@ -957,6 +965,8 @@ class MainWindow(QMainWindow):
             resumable = status.state == "paused" and not session.done
             if self.header.resume_button.isEnabled() != resumable:
                 self.header.resume_button.setEnabled(resumable)
+                if not resumable:
+                    self.header.resume_button.setText("Resume")
             if status.state != "connecting":
                 self.device_panel.set_battery(status.battery_percent)
                 self.device_panel.set_lateness(status.lateness_ms, status.lateness_p99_ms)

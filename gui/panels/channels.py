@@ -2,7 +2,8 @@
 
 The level slider (and the number box beside it) sets the *target*: the safety guard raises the
 delivered output towards it at the soft-start rate and lowers it at once. Keys on a focused
-slider: Up/Down or +/- one step, PageUp/PageDown ten, Home to zero; every press counts. A mouse
+slider: Up/Down or +/- one step, PageUp/PageDown ten, Home to zero (End does nothing: never
+the ceiling in one press); every press counts. A mouse
 can raise a level only by dragging the handle: a click on the track or a wheel notch may lower
 it, never raise it. The big figure is what is delivered now (level x the program's intensity,
 as the guard let it through), with the target beside it; in mA too where the device is
@@ -53,7 +54,9 @@ class LevelSlider(QSlider):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
-        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+        if key == Qt.Key.Key_End:
+            event.accept()  # End would jump the target to the ceiling in one press: nothing
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.triggerAction(QSlider.SliderAction.SliderSingleStepAdd)
         elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
             self.triggerAction(QSlider.SliderAction.SliderSingleStepSub)
@@ -82,41 +85,46 @@ class LevelSlider(QSlider):
         )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        """The handle may be dragged; a click on the track only ever lowers (one page)."""
-        if event.button() != Qt.MouseButton.LeftButton or self._on_handle(event):
+        """The handle may be dragged with the left button; any other press (a click on the
+        track, a middle click, which the style would make jump to the click) only ever lowers,
+        by one page, and only with the left button."""
+        left = event.button() == Qt.MouseButton.LeftButton
+        if left and self._on_handle(event):
             super().mousePressEvent(event)
             return
         self.setFocus(Qt.FocusReason.MouseFocusReason)
-        if self._value_at(event) < self.value():
+        if left and self._value_at(event) < self.value():
             self.setValue(max(self.minimum(), self.value() - self.pageStep()))
         event.accept()
 
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self.isSliderDown():  # a drag of the handle (begun with the left button)
+            super().mouseMoveEvent(event)
+        else:
+            event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self.isSliderDown():
+            super().mouseReleaseEvent(event)
+        else:
+            event.accept()
+
     def wheelEvent(self, event: QWheelEvent) -> None:
         lower_only_wheel(self, event)
 
 
-class LevelBox(QSpinBox):
-    """The target as a number: type it and press Enter. The wheel only lowers."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setKeyboardTracking(False)  # a typed "12" is one request, not "1" then "12"
-        self.setSuffix(" du")
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-
-    def wheelEvent(self, event: QWheelEvent) -> None:
-        lower_only_wheel(self, event)
-
-
-class CeilingBox(QSpinBox):
-    """A ceiling typed above the maximum is refused out loud (``refused``), never cut short
-    to its first digits."""
+class RefusingBox(QSpinBox):
+    """A number typed above the maximum is refused out loud (``refused``), never cut short to
+    its first digits (Qt's box would make 999 a 9). The wheel only lowers; a typed number is
+    one value, taken on Enter."""
 
     refused = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, what: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setKeyboardTracking(False)
+        self.what = what  # "ceiling", "target"
+        self.setKeyboardTracking(False)  # a typed "12" is one request, not "1" then "12"
+        self.setSuffix(" du")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._over: str | None = None
         self.editingFinished.connect(self._finished)
@@ -136,7 +144,7 @@ class CeilingBox(QSpinBox):
         self.refused.emit(
             ""
             if over is None
-            else f"{over} du refused: this channel's ceiling must be 0..{self.maximum()} du"
+            else f"{over} du refused: this channel's {self.what} must be 0..{self.maximum()} du"
         )
 
     def wheelEvent(self, event: QWheelEvent) -> None:
@@ -206,7 +214,7 @@ class ChannelCard(Card):
             "handle to raise; a click on the track or the wheel only lowers. Output rises "
             "slowly to the target and falls at once."
         )
-        self.level_box = LevelBox()
+        self.level_box = RefusingBox("target")
         self.level_box.setAccessibleName(f"Channel {name} target level, as a number")
         self.level_box.setToolTip("Type a target level and press Enter")
         self.level_box.setMinimumWidth(84)
@@ -214,8 +222,7 @@ class ChannelCard(Card):
         grid.addWidget(self.slider, 3, 1)
         grid.addWidget(self.level_box, 3, 2)
 
-        self.ceiling = CeilingBox()
-        self.ceiling.setSuffix(" du")
+        self.ceiling = RefusingBox("ceiling")
         self.ceiling.setMinimumWidth(100)
         self.ceiling.setAccessibleName(f"Channel {name} ceiling")
         self.ceiling.setToolTip("This channel never goes above its ceiling in this session")
@@ -235,6 +242,7 @@ class ChannelCard(Card):
         self.level_box.valueChanged.connect(self._typed)
         self.ceiling.valueChanged.connect(self._ceiling)
         self.ceiling.refused.connect(self._ceiling_refused)
+        self.level_box.refused.connect(self._ceiling_refused)
         self.set_limit(None)
 
     # --- from the practitioner ------------------------------------------------------------

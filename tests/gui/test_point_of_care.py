@@ -557,3 +557,57 @@ def test_the_mode_in_words_names_the_rate_and_the_width_only_where_delivered() -
     silent = ChannelStatus("A", 0, 0, 50, "ramp", None, 0.0, 2.0, 200.0)
     assert mode_words(silent) == "ramp · no output"
     assert mode_words(None) == "—"
+
+
+# --- from the review -----------------------------------------------------------------------------
+def test_a_middle_click_or_end_never_raises_a_level(window: MainWindow, qtbot: QtBot) -> None:
+    card = window.channels.cards["A"]
+    slider = card.slider
+    slider.setValue(5)
+    right = QPoint(slider.width() - 4, slider.height() // 2)
+    for button in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
+        qtbot.mouseClick(slider, button, pos=right)
+        assert slider.value() == 5, button
+    slider.setFocus()
+    qtbot.keyClick(slider, Qt.Key.Key_End)
+    assert slider.value() == 5
+    qtbot.keyClick(slider, Qt.Key.Key_Home)
+    assert slider.value() == 0
+
+
+def test_a_target_typed_above_the_ceiling_is_refused_visibly(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    card = window.channels.cards["A"]
+    top = card.ceiling.value()
+    box = card.level_box
+    box.setFocus()
+    box.selectAll()
+    qtbot.keyClicks(box, str(top + 10))
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert card.slider.value() == 0  # not its first digit
+    assert f"{top + 10} du refused" in card.ceiling_note.text()
+    assert f"target must be 0..{top} du" in card.ceiling_note.text()
+
+
+def test_a_level_set_for_one_device_does_not_carry_to_the_next(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    window.channels.cards["A"].slider.setValue(30)
+    window.connect_device("sim:coyote2")
+    qtbot.waitUntil(lambda: window.link_state == "connected" and not window.busy, timeout=5000)
+    assert window.device is not None and window.device.spec == "sim:coyote2"
+    assert window.channels.cards["A"].slider.value() == 0
+    assert window.channels.levels() == {"A": 0}
+
+
+def test_resume_says_what_it_goes_back_to(flat_window: MainWindow, qtbot: QtBot) -> None:
+    window = flat_window
+    running(window, qtbot)
+    window.channels.cards["A"].slider.setValue(6)
+    window.channels.cards["B"].slider.setValue(4)
+    window.pause_session()
+    qtbot.waitUntil(window.header.resume_button.isEnabled, timeout=2000)
+    assert window.header.resume_button.text() == "Resume: A 6, B 4 du"
+    window.resume_session()
+    assert window.header.resume_button.text() == "Resume"
