@@ -10,6 +10,7 @@ hands this page to Qt).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
@@ -20,6 +21,12 @@ __all__ = ["CSS", "render_html"]
 
 #: level steps listed in words (the plot shows the rest)
 _MAX_PLATEAUS: Final = 12
+
+
+def _du(value: float) -> str:
+    """Delivered output in device units to one decimal, rounded down: the codecs round down
+    what they write, so the report never shows more than a device can have delivered."""
+    return f"{math.floor(value * 10 + 1e-9) / 10:g}"
 
 
 def _g(value: float | None, unit: str, digits: int = 3) -> str | None:
@@ -142,7 +149,7 @@ def _channel_rows(report: Report, ch: ChannelReport) -> list[tuple[str, str, str
         (
             "Peak current (max)",
             current(ch.peak_current_ma, "mA", "-")
-            + ("" if cal.calibrated else esc(f" (max output {ch.output_max_du:g} du)")),
+            + ("" if cal.calibrated else esc(f" (max output {_du(ch.output_max_du)} du)")),
             cal_src,
         ),
         ("rms current (max)", current(ch.rms_current_ma, "mA", no_shape), cal_src),

@@ -272,6 +272,12 @@ def test_an_uncalibrated_profile_gives_device_units_only(
         assert "uncalibrated profile" in source
     assert " mA<" not in page
     assert "chosen by the device firmware" in page
+    # the delivered output to one decimal, rounded down (the codecs round down): never more
+    # than the device can have delivered, never a figure like 6.69167
+    for ch in report.channels:
+        shown = math.floor(ch.output_max_du * 10 + 1e-9) / 10
+        assert f"(max output {shown:g} du)" in page
+    assert not re.search(r"max output \d+\.\d{2,} du", page)
 
 
 def test_a_calibrated_profile_gives_currents_charge_and_density_from_the_frames(
