@@ -285,6 +285,15 @@ class Device:
         return None
 
     @property
+    def level_scaled_by(self) -> str:
+        """What the device itself does to a level after it arrives, in words ("" when it
+        delivers it as sent): the ET-312's front knobs scale every level again, so a display
+        of delivered device units must say so."""
+        from device_profiles.profile import codec_module
+
+        return str(codec_module(self.profile).Driver.LEVEL_SCALED_BY)
+
+    @property
     def link_open(self) -> bool:
         """The link to the device is open now (a session closes it when it ends)."""
         return bool(self.transport.is_open)

@@ -63,6 +63,9 @@ class DeviceDriver(ABC):
     #: a calibration of its device would make the guard's current caps too lenient, so it is
     #: refused (``acustim.calibration``).
     ONE_PULSE_PER_PERIOD: ClassVar[bool] = True
+    #: What the box itself does to the level after it arrives, in words, for displays ("" when
+    #: the device delivers the level as sent): e.g. the ET-312's front knobs scale it again.
+    LEVEL_SCALED_BY: ClassVar[str] = ""
 
     def __init__(self, profile: DeviceProfile, transport: Transport) -> None:
         self.profile = profile

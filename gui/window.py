@@ -664,6 +664,7 @@ class MainWindow(QMainWindow):
                 card = self.channels.cards[ch.name]
                 card.set_limit(ch.ceiling_du, step_du=step)
                 card.set_target(0)  # a level set for another device or program never carries
+                card.set_scaled_by(device.level_scaled_by)
         self._sent = {}
         rise = self.limits.rise_du_per_s
         self.ramp_note.setText(

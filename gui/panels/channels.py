@@ -318,6 +318,18 @@ class ChannelCard(Card):
         self.slider.blockSignals(False)
         self._show_target(self.slider.value())
 
+    def set_scaled_by(self, what: str) -> None:
+        """The device scales what it is sent again (``what``, in words; "" when it does not):
+        the figure is then what was sent, and its label and tooltip say by what."""
+        self.live_unit.setText("du sent, x knob" if what else "du delivered")
+        self.live.setToolTip(
+            f"Sent now: the level times the program's intensity, in device units; the device "
+            f"scales it again by {what}"
+            if what
+            else "Delivered now: the level times the program's intensity at this moment, in "
+            "device units (what the guard let through to the device)"
+        )
+
     def set_running(self, running: bool) -> None:
         """The ceiling is fixed for a session (the engine resolves limits once)."""
         self.ceiling.setEnabled(not running and self.ceiling.maximum() > 0)

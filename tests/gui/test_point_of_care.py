@@ -611,3 +611,17 @@ def test_resume_says_what_it_goes_back_to(flat_window: MainWindow, qtbot: QtBot)
     assert window.header.resume_button.text() == "Resume: A 6, B 4 du"
     window.resume_session()
     assert window.header.resume_button.text() == "Resume"
+
+
+def test_the_et312_figure_says_its_knob_scales_it_again(qtbot: QtBot, engine: Engine) -> None:
+    """The ET-312 delivers level x intensity x its front knob / 256: the window cannot see
+    the knob, so its figure is what was sent, and says so (a review saw 6 shown and 3 on the
+    box's record at a half knob)."""
+    window = open_window(qtbot, engine, device="sim:et312", program="facial-muscle-tension")
+    card = window.channels.cards["A"]
+    assert card.live_unit.text() == "du sent, x knob"
+    assert "front knob" in card.live.toolTip()
+    window.connect_device("sim:coyote3")
+    qtbot.waitUntil(lambda: window.link_state == "connected" and not window.busy, timeout=5000)
+    window.program_panel.select("tmj-jaw-pain-left")
+    assert window.channels.cards["A"].live_unit.text() == "du delivered"

@@ -91,6 +91,9 @@ class Driver(DeviceDriver):
     never delay a frame's own writes, and never follow a zero frame.
     """
 
+    #: the box drives each channel at its front knob x intensity / 256 (et312-firmware.md)
+    LEVEL_SCALED_BY = "the front knob of the channel (the box delivers level x knob / 256)"
+
     #: seconds each sync try waits (a Bluetooth SPP link may need more than a cable)
     sync_try_s = SYNC_TRY_S
     ack_timeout_s = ACK_TIMEOUT_S
