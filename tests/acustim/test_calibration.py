@@ -508,3 +508,16 @@ def test_a_load_test_refuses_a_patient_code_screening_and_other_programs(engine:
 
 def test_the_data_dir_is_the_records_one() -> None:
     assert calibration_path("x").parent == Path(os.environ["ACUSTIM_DATA_DIR"]) / "calibrations"
+
+
+def test_the_facial_programs_state_their_ceiling_in_ma(engine: Engine) -> None:
+    """Every built-in pad program on the face, head or neck states an rms ceiling in mA (the
+    IEC attention threshold on a 2 x 2 cm pad, our policy), which applies on a calibrated
+    device: the Pulse Pal's profile is."""
+    device = connect(engine, "pulsepal")
+    plan = prepare(device, load_builtin("tmj-jaw-pain-left"))
+    assert plan.limits.channel("A").max_rms_current_ma == 8.0
+    # on an uncalibrated device the mA figure cannot be checked: the 25 % face ceiling holds
+    uncal = connect(engine, "coyote3")
+    limits = prepare(uncal, load_builtin("tmj-jaw-pain-left")).limits
+    assert limits.channel("A").ceiling_du == 50 and not uncal.profile.calibrated

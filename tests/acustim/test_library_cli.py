@@ -159,7 +159,7 @@ def test_show_prints_placement_timeline_cautions_evidence_and_sources(data_dir: 
         assert f"\n{heading}\n" in out, heading
     assert "evidence: PRACTICE DEFAULT, NOT EVIDENCE (practice default: points, frequency," in out
     assert "onset: asks the days since onset of Bell's palsy: days 0-7 refused" in out
-    assert "A: GB14-L + EX-HN5-L  (ceiling 30% of the device maximum)" in out
+    assert "A: GB14-L + EX-HN5-L  (ceiling 30% of the device maximum, at most 8 mA)" in out
     assert "GB14-L: Yangbai 阳白, left face. On the forehead" in out
     assert "check: allowed, 4 warnings (shown and recorded)" in out
     assert "warning (near-eye): channel A: GB14-L (Yangbai) is close to the eye" in out
