@@ -99,13 +99,15 @@ def _typed(levels: list[int], verify: int) -> str:
 
 
 def test_readings_typed_on_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(_typed([500, 1000, 1500], 1250)))
+    # low levels: the readings are typed in real time, and each level is reached at the soft
+    # start's 200 mV/s
+    monkeypatch.setattr("sys.stdin", io.StringIO(_typed([50, 100, 150], 125)))
     code, out, err = run_cli(
-        "calibrate", "sim:pulsepal", "--by", "Lab", "--meter", "peak", "--cap-du", "1500",
-        "--levels", "500,1000,1500", "--no-person-connected", "--no-record",
+        "calibrate", "sim:pulsepal", "--by", "Lab", "--meter", "peak", "--cap-du", "150",
+        "--levels", "50,100,150", "--no-person-connected", "--no-record",
     )  # fmt: skip
     assert code == 0, err
-    assert "A holds 500 mV. Measured peak current in mA:" in out
+    assert "A holds 50 mV. Measured peak current in mA:" in out
     assert "stored: calibrated on" in out
     [path] = stored()
     data = json.loads(path.read_text())
@@ -117,11 +119,11 @@ def test_readings_typed_on_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_reading_that_is_not_a_number_stops_at_zero_and_stores_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("1.0\nabc\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("0.1\nabc\n"))
     code, _out, err = run_cli(
-        "calibrate", "sim:pulsepal", "--by", "Lab", "--meter", "peak", "--cap-du", "1500",
-        "--levels", "500,1000,1500", "--no-person-connected", "--no-record",
+        "calibrate", "sim:pulsepal", "--by", "Lab", "--meter", "peak", "--cap-du", "150",
+        "--levels", "50,100,150", "--no-person-connected", "--no-record",
     )  # fmt: skip
     assert code == 2
-    assert "reading at A = 1000 mV: 'abc' is not a number" in err
+    assert "reading at A = 100 mV: 'abc' is not a number" in err
     assert stored() == []
