@@ -162,7 +162,7 @@ def test_the_big_figure_is_the_delivered_output_with_the_target_beside_it(
     window = open_window(qtbot, engine, program=str(half))
     running(window, qtbot)
     card = window.channels.cards["A"]
-    card.slider.setValue(40)
+    card.slider.setValue(20)
 
     def delivered_on_device() -> float:
         assert window.device is not None
@@ -176,11 +176,11 @@ def test_the_big_figure_is_the_delivered_output_with_the_target_beside_it(
 
     # during the ramp the figure is below the target and follows the device
     qtbot.waitUntil(lambda: int(card.live.text()) >= 3, timeout=5000)
-    assert int(card.live.text()) < 20
-    assert card.level_box.value() == 40
-    # at the top: level 40 x intensity 0.5 = 20 du, which is what the simulator delivers
-    qtbot.waitUntil(lambda: card.live.text() == "20", timeout=20000)
-    assert delivered_on_device() == pytest.approx(20, abs=1)
+    assert int(card.live.text()) < 10
+    assert card.level_box.value() == 20
+    # at the top: level 20 x intensity 0.5 = 10 du, which is what the simulator delivers
+    qtbot.waitUntil(lambda: card.live.text() == "10", timeout=20000)
+    assert delivered_on_device() == pytest.approx(10, abs=1)
     assert card.live_unit.text() == "du delivered"
     # the Coyote 3 sets its own pulse width: the card says so rather than the program's
     assert "20 Hz" in card.mode.text() and "pulse width set by the device" in card.mode.text()
