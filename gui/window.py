@@ -72,6 +72,7 @@ from acustim.events import EventKind, SessionEvent
 from acustim.live import LiveBuffer
 from gui import theme
 from gui.bridge import Bridge
+from gui.calibration import run_calibration_dialog
 from gui.history import HistoryView
 from gui.panels.channels import ChannelsPanel
 from gui.panels.common import Card, muted
@@ -209,6 +210,8 @@ class MainWindow(QMainWindow):
         )
         self.ask_onset: OnsetAsk = onset or self._ask_onset_days
         self.sound: Sound = sound or _beep
+        #: the calibration dialog (a test gives a function instead)
+        self.calibrate_dialog: Callable[[QWidget, Device], Any] = run_calibration_dialog
         #: where "Save report…" asks for a file name (a test gives a function instead)
         self.report_path_chooser: Callable[[QWidget | None, Path], Path | None] | None = None
         self.device: Device | None = None
@@ -402,6 +405,7 @@ class MainWindow(QMainWindow):
         self.device_panel.disconnect_requested.connect(self.disconnect_device)
         self.device_panel.scan_requested.connect(self.scan_ble)
         self.device_panel.refresh_requested.connect(lambda: self.refresh_devices())
+        self.device_panel.calibrate_requested.connect(self.calibrate_device)
         self.program_panel.program_changed.connect(self._program_chosen)
         self.channels.level_changed.connect(self._level_changed)
         self.bridge.notice.connect(self._notice)
@@ -572,6 +576,26 @@ class MainWindow(QMainWindow):
         self._update_controls()
 
     # --- programs and limits ---------------------------------------------------------------------
+    def calibrate_device(self) -> None:
+        """The calibration dialog for the connected device (no session may run meanwhile);
+        a stored calibration applies at once: the limits and the plan are made again."""
+        device = self.device
+        if device is None or self.session_live or self.busy or self.closed:
+            return
+        self._forget_ended_session()
+        record = self.calibrate_dialog(self, device)
+        if record is not None:
+            device.apply_calibration()  # the stored file, read back and checked as on connect
+            self.log.add(
+                "calibrated",
+                f"{device.profile.name} calibrated on {record.day} by {record.by}: "
+                f"{record.peak_ma_per_du:.4g} mA peak per du into {record.load_ohm:g} ohm",
+                "ok",
+            )
+            self.device_panel.set_device(device.profile, device.spec)
+        self._preview()
+        self._update_controls()
+
     def _fault_injected(self, sentence: str) -> None:
         self.log.add("simulator", sentence, "warn")
 

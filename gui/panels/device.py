@@ -38,6 +38,7 @@ class DevicePanel(Card):
     disconnect_requested = Signal()
     scan_requested = Signal()
     refresh_requested = Signal()
+    calibrate_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Device", parent)
@@ -63,6 +64,12 @@ class DevicePanel(Card):
         row2.addWidget(self.scan_button)
         row2.addWidget(self.refresh_button)
         self.body.addLayout(row2)
+        self.calibrate_button = QPushButton("Calibrate…")
+        self.calibrate_button.setToolTip(
+            "Measure this device's current in mA on a 500 ohm load (no person connected)"
+        )
+        self.calibrate_button.setAccessibleName("Calibrate the connected device")
+        self.body.addWidget(self.calibrate_button)
         self.message = Banner()
         self.body.addWidget(self.message)
 
@@ -98,6 +105,7 @@ class DevicePanel(Card):
         self.disconnect_button.clicked.connect(self.disconnect_requested)
         self.scan_button.clicked.connect(self.scan_requested)
         self.refresh_button.clicked.connect(self.refresh_requested)
+        self.calibrate_button.clicked.connect(self.calibrate_requested)
         self.combo.currentIndexChanged.connect(lambda _: self._sync_buttons())
         self._free = True
         self._connected_spec: str | None = None
@@ -197,3 +205,4 @@ class DevicePanel(Card):
         self.disconnect_button.setEnabled(free and connected)
         self.scan_button.setEnabled(free)
         self.refresh_button.setEnabled(free)
+        self.calibrate_button.setEnabled(free and connected)

@@ -625,3 +625,29 @@ def test_the_et312_figure_says_its_knob_scales_it_again(qtbot: QtBot, engine: En
     qtbot.waitUntil(lambda: window.link_state == "connected" and not window.busy, timeout=5000)
     window.program_panel.select("tmj-jaw-pain-left")
     assert window.channels.cards["A"].live_unit.text() == "du delivered"
+
+
+def test_calibrate_from_the_window_applies_at_once(qtbot: QtBot, engine: Engine) -> None:
+    from acustim.calibration import calibrate, virtual_meter
+
+    window = open_window(qtbot, engine, device="sim:pulsepal")
+    button = window.device_panel.calibrate_button
+    assert button.isEnabled()
+
+    def dialog(_parent: QWidget, device: object) -> object:
+        return calibrate(
+            device,  # type: ignore[arg-type]
+            [50, 100, 150],
+            read=virtual_meter(device),  # type: ignore[arg-type]
+            by="GUI test",
+            no_person_connected=True,
+            cap_du=150,
+        )
+
+    window.calibrate_dialog = dialog
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.device is not None and window.device.calibration is not None
+    assert any("calibrated on" in line and "GUI test" in line for line in window.log.lines())
+    assert window.limits is not None  # the plan made again, with the new figure
+    running(window, qtbot)
+    assert not button.isEnabled()  # never during a session
