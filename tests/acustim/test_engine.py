@@ -142,7 +142,7 @@ def test_stop_from_another_thread_ends_with_zero_at_once(tmp_path: Path) -> None
         device = engine.connect("sim:coyote3")
         session = device.start(SHORT, levels={"A": 200}, rise_fraction_per_s=0.05)
         while session.status().channels == () or session.status().channels[0].level_du < 5:
-            assert not session.done
+            assert not session.done, session.wait(0)
             engine.io.call(lambda: None)  # let the stream run
         session.stop("test stop")
         result = session.wait(5)
