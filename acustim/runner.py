@@ -482,17 +482,18 @@ class SessionRunner:
             Phase.ENDING: SessionState.ENDING,
             Phase.ENDED: SessionState.ENDED if self.result else SessionState.ENDING,
         }.get(phase, SessionState.PAUSED if self.source.paused else SessionState.RUNNING)
+        vetted = {ch.name: ch for ch in frame.channels}  # one lookup per channel per frame
         channels = tuple(
             ChannelStatus(
                 name=c.name,
-                level_du=frame.channel(c.name).level_du,
+                level_du=(v := vetted[c.name]).level_du,
                 target_du=self.guard.target_du(c.name),
                 ceiling_du=c.ceiling_du,
                 segment=labels.get(c.name, ""),
-                rms_current_ma=frame.channel(c.name).rms_current_ma,
-                delivered_du=frame.channel(c.name).output_du,
-                frequency_hz=max(frame.channel(c.name).frequency_hz, default=0.0),
-                pulse_width_us=max(frame.channel(c.name).pulse_width_us, default=0.0),
+                rms_current_ma=v.rms_current_ma,
+                delivered_du=v.output_du,
+                frequency_hz=max(v.frequency_hz, default=0.0),
+                pulse_width_us=max(v.pulse_width_us, default=0.0),
             )
             for c in self.limits.channels
         )

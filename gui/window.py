@@ -849,7 +849,7 @@ class MainWindow(QMainWindow):
             return True
         runs_on = bool(plan.of_kind(ItemKind.RUNS_ON))
         text = "\n\n".join(sentence(item.text) for item in to_confirm)
-        others = [item for item in plan.items if not item.confirm]
+        others = [item for item in plan.items if item not in to_confirm]  # each said once
         if others:
             text += "\n\nAlso:\n" + "\n".join(f"• {sentence(item.text)}" for item in others)
         title = "This device keeps stimulating" if runs_on else "Before the session"

@@ -371,6 +371,8 @@ def test_a_warning_needs_an_explicit_yes_before_start(
     window.start_session()
     assert window.session is None
     assert len(asked) == 1 and warnings[0].text.rstrip(".") in asked[0]
+    for item in plan.items:  # every item said, and said once
+        assert asked[0].count(item.text.rstrip(".")) == 1, item.kind
 
 
 # --- sounds --------------------------------------------------------------------------------------
