@@ -412,7 +412,11 @@ def _require_yes(items: Sequence[PlanItem], args: argparse.Namespace, out: TextI
     if sys.stdin.isatty():
         print(f"  Start the session after reading the {what}? [y/N] ", end="", file=out)
         out.flush()
-        if input().strip().lower() in ("y", "yes"):
+        try:
+            answer = input()
+        except EOFError:  # Ctrl-D at the prompt: no
+            answer = ""
+        if answer.strip().lower() in ("y", "yes"):
             return
         raise UsageError("not started: the pre-start items were not confirmed")
     raise UsageError(

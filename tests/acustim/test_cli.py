@@ -214,3 +214,26 @@ def test_sigkill_loses_at_most_one_frame_period_of_records(tmp_path: Path) -> No
     with RecordStore.open(db) as records:
         (info,) = records.sessions()
         assert info.outcome is None  # killed: it never ended, and the store says so
+
+
+def test_the_yes_prompt_takes_end_of_input_as_no(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a terminal, Ctrl-D at "Start the session? [y/N]" is a no: one line, never a
+    traceback."""
+    import argparse
+
+    from acustim.commands._common import UsageError
+    from acustim.commands.run import _require_yes
+    from acustim.prestart import ItemKind, PlanItem
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal(""))  # nothing to read: EOF
+    item = PlanItem(ItemKind.RUNS_ON, "keeps stimulating", confirm=True)
+    out = io.StringIO()
+    with pytest.raises(UsageError, match="not confirmed"):
+        _require_yes([item], argparse.Namespace(yes=False), out)
+    assert "[y/N]" in out.getvalue()
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    _require_yes([item], argparse.Namespace(yes=False), io.StringIO())  # a yes: no refusal
